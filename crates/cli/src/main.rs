@@ -1,0 +1,189 @@
+//! `ascent`: argument parsing, wiring and printing. The work happens in the library crates.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use model::engine::Backend;
+use train::bench::{bench_generate, bench_train, BenchArgs};
+use train::config::DEFAULT_TOML;
+use train::{PretrainConfig, RunOptions};
+
+#[derive(Parser)]
+#[command(name = "ascent", version, about = "Make small language models more capable without new knowledge")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pretrain a model from a TOML recipe (defaults: a small llama on the built-in corpus).
+    Pretrain {
+        /// Recipe file; every field is optional (see configs/pretrain.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Continue the run in out_dir from its newest checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Override out_dir from the recipe.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override train.steps from the recipe.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Print the default recipe (commented TOML) and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Stop after this many steps, as if killed (for trying --resume).
+        #[arg(long, hide = true)]
+        stop_after: Option<usize>,
+    },
+    /// Parameter and FLOP counts of an architecture.
+    Info {
+        /// Recipe file whose [model] section to describe; default recipe if absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Or a preset name at the recipe's size: llama | gpt2.
+        #[arg(long)]
+        preset: Option<String>,
+    },
+    /// Throughput benchmarks, flag-compatible with shared/peers/torch_ref.py.
+    Bench {
+        #[command(subcommand)]
+        mode: BenchMode,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchMode {
+    /// Training tokens/s (forward + backward + AdamW).
+    Train(BenchFlags),
+    /// Generation tokens/s with a KV cache (greedy).
+    Generate(BenchFlags),
+}
+
+#[derive(Args, Clone)]
+struct BenchFlags {
+    #[arg(long, default_value_t = 512)]
+    vocab: usize,
+    #[arg(long, default_value_t = 256)]
+    dim: usize,
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 688)]
+    ff: usize,
+    #[arg(long, default_value_t = 128)]
+    seq: usize,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Tokens generated per sequence (generate).
+    #[arg(long, default_value_t = 128)]
+    new: usize,
+    /// Timed training steps (after 3 warm-up steps).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// cpu | wgpu | cuda
+    #[arg(long, default_value = "cpu")]
+    backend: Backend,
+}
+
+impl From<BenchFlags> for BenchArgs {
+    fn from(f: BenchFlags) -> Self {
+        BenchArgs {
+            vocab: f.vocab,
+            dim: f.dim,
+            layers: f.layers,
+            heads: f.heads,
+            ff: f.ff,
+            seq: f.seq,
+            batch: f.batch,
+            new: f.new,
+            steps: f.steps,
+            threads: f.threads,
+            backend: f.backend,
+        }
+    }
+}
+
+fn load_config(path: &Option<PathBuf>) -> Result<PretrainConfig> {
+    Ok(match path {
+        Some(p) => PretrainConfig::from_file(p)?,
+        None => PretrainConfig::default(),
+    })
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Pretrain { config, resume, out, steps, print_config, stop_after } => {
+            if print_config {
+                print!("{DEFAULT_TOML}");
+                return Ok(());
+            }
+            let mut cfg = load_config(&config)?;
+            if let Some(o) = out {
+                cfg.out_dir = o;
+            }
+            if let Some(s) = steps {
+                cfg.train.steps = s;
+            }
+            let s = train::pretrain(&cfg, &RunOptions { resume, stop_after, quiet: false })
+                .context("pretraining failed")?;
+            let first = s.val_losses.first().map(|v| v.1);
+            println!(
+                "done: {} steps ({} this run) in {:.1}s, {:.0} tokens/s, {:.2e} FLOPs, {} params",
+                s.steps_done,
+                s.steps_done - s.start_step,
+                s.seconds,
+                s.tokens_per_s,
+                s.flops,
+                s.params
+            );
+            if let (Some((_, first_train)), Some((_, last))) = (s.train_losses.first(), s.val_losses.last()) {
+                println!(
+                    "train loss at first step {first_train:.4}, final val loss {last:.4} (first val {:.4})",
+                    first.unwrap_or(*last)
+                );
+            }
+            if let Some(c) = s.last_checkpoint {
+                println!("checkpoint: {}", c.display());
+            }
+        }
+        Command::Info { config, preset } => {
+            let mut cfg = load_config(&config)?;
+            if let Some(p) = preset {
+                cfg.model.preset = p;
+            }
+            cfg.check()?;
+            let m = cfg.model_config(cfg.data.vocab_size)?;
+            let p = m.param_count();
+            println!("{}", m.summary());
+            println!("parameters: {} total, {} embedding, {} non-embedding", p.total, p.embedding, p.non_embedding);
+            let seq = cfg.train.seq_len;
+            println!(
+                "FLOPs per token at T={seq}: forward {:.3e}, train {:.3e}",
+                m.forward_flops_per_token(seq) as f64,
+                m.train_flops_per_token(seq) as f64
+            );
+        }
+        Command::Bench { mode } => {
+            let (flags, train) = match mode {
+                BenchMode::Train(f) => (f, true),
+                BenchMode::Generate(f) => (f, false),
+            };
+            let args: BenchArgs = flags.into();
+            let r = if train { bench_train(&args) } else { bench_generate(&args) }.map_err(anyhow::Error::msg)?;
+            println!("{}", r.result_line());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Model configuration: architecture choices as enums, validation, presets, and the
+//! parameter / FLOP accounting printed for every run.
+//!
+//! A `ModelConfig` is what a TOML file or a checkpoint's `config.json` says. Every field has a
+//! default, unknown fields are refused, and [`ModelConfig::validate`] checks the relations
+//! between fields (heads divide the width, kv heads divide the heads, ...) before any tensor
+//! is allocated, naming the field that is wrong.
+
+use serde::{Deserialize, Serialize};
+
+/// Normalisation layer used before attention, before the MLP, and before the head.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// LayerNorm with a learned scale and bias (GPT-2).
+    Layer,
+    /// RMSNorm with a learned scale (Llama); cheaper and as good.
+    Rms,
+}
+
+/// The position-wise feed-forward block.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mlp {
+    /// `W2 relu(W1 x)`.
+    Relu,
+    /// `W2 gelu(W1 x)` (GPT-2, exact erf GELU).
+    Gelu,
+    /// `W2 (silu(W1 x) * W3 x)` (Shazeer 2020, Llama).
+    Swiglu,
+    /// `W2 (gelu(W1 x) * W3 x)` (Shazeer 2020).
+    Geglu,
+}
+
+impl Mlp {
+    /// Gated variants have a third projection.
+    pub fn is_gated(self) -> bool {
+        matches!(self, Mlp::Swiglu | Mlp::Geglu)
+    }
+}
+
+/// How token positions enter the model.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Position {
+    /// A learned absolute position embedding added to the token embedding (GPT-2).
+    Learned,
+    /// Rotary embeddings on queries and keys, rotate-half layout (Su et al. 2021; Llama).
+    Rope {
+        /// Base of the geometric frequency ladder.
+        #[serde(default = "default_theta")]
+        theta: f64,
+    },
+}
+
+fn default_theta() -> f64 {
+    10_000.0
+}
+
+/// Architecture of a decoder-only transformer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Token vocabulary size; must equal the tokenizer's.
+    pub vocab_size: usize,
+    /// Residual stream width (D).
+    pub d_model: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Query heads (H); must divide `d_model`.
+    pub n_heads: usize,
+    /// Key/value heads; `n_heads` = MHA, 1 = MQA, in between = GQA. Must divide `n_heads`.
+    pub n_kv_heads: usize,
+    /// Hidden width of the MLP.
+    pub d_ff: usize,
+    /// Longest sequence the model is built for (sizes the learned position table).
+    pub max_seq_len: usize,
+    /// Normalisation layer.
+    pub norm: Norm,
+    /// Epsilon inside the norm; 1e-5 as in both GPT-2 and Llama.
+    pub norm_eps: f64,
+    /// Feed-forward block.
+    pub mlp: Mlp,
+    /// Positional scheme.
+    pub position: Position,
+    /// Share the input embedding with the output head (saves V×D parameters).
+    pub tie_embeddings: bool,
+    /// RMS-normalise queries and keys per head before attention (stabilises large learning rates).
+    pub qk_norm: bool,
+    /// Attention and MLP read the same normalised input and are summed (GPT-J, PaLM).
+    pub parallel_residual: bool,
+    /// Biases on the linear layers (GPT-2 has them, Llama does not).
+    pub bias: bool,
+    /// Standard deviation of the normal initialisation (GPT-2's 0.02); output projections are
+    /// further scaled by 1/sqrt(2 * n_layers).
+    pub init_std: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self::llama(512, 128, 4, 4, 256)
+    }
+}
+
+/// A configuration that cannot be built, with the field at fault.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("model config: `{field}` {message}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn err(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { field, message: message.into() }
+}
+
+/// Parameter counts, split the way scaling-law papers split them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamCount {
+    /// Every trainable scalar.
+    pub total: usize,
+    /// Token (and position) embedding tables.
+    pub embedding: usize,
+    /// Everything else (the "N" of Kaplan et al.); the head counts here unless it is tied.
+    pub non_embedding: usize,
+}
+
+impl ModelConfig {
+    /// GPT-2 style: LayerNorm, GELU MLP of width 4·D, learned positions, MHA, biases, tied embeddings.
+    pub fn gpt2(vocab_size: usize, d_model: usize, n_layers: usize, n_heads: usize, max_seq_len: usize) -> Self {
+        Self {
+            vocab_size,
+            d_model,
+            n_layers,
+            n_heads,
+            n_kv_heads: n_heads,
+            d_ff: 4 * d_model,
+            max_seq_len,
+            norm: Norm::Layer,
+            norm_eps: 1e-5,
+            mlp: Mlp::Gelu,
+            position: Position::Learned,
+            tie_embeddings: true,
+            qk_norm: false,
+            parallel_residual: false,
+            bias: true,
+            init_std: 0.02,
+        }
+    }
+
+    /// Llama style: RMSNorm, SwiGLU, RoPE, GQA (half as many kv heads where possible), no
+    /// biases, tied embeddings. `d_ff` is chosen so the parameter count matches
+    /// [`ModelConfig::gpt2`] at the same width, depth and vocabulary.
+    pub fn llama(vocab_size: usize, d_model: usize, n_layers: usize, n_heads: usize, max_seq_len: usize) -> Self {
+        let n_kv_heads = if n_heads % 2 == 0 { n_heads / 2 } else { n_heads };
+        let mut cfg = Self {
+            vocab_size,
+            d_model,
+            n_layers,
+            n_heads,
+            n_kv_heads,
+            d_ff: 8,
+            max_seq_len,
+            norm: Norm::Rms,
+            norm_eps: 1e-5,
+            mlp: Mlp::Swiglu,
+            position: Position::Rope { theta: 10_000.0 },
+            tie_embeddings: true,
+            qk_norm: false,
+            parallel_residual: false,
+            bias: false,
+            init_std: 0.02,
+        };
+        let target = Self::gpt2(vocab_size, d_model, n_layers, n_heads, max_seq_len).param_count().total;
+        // Each unit of d_ff costs 3·D per layer; solve, then round to a multiple of 8.
+        let without_mlp = cfg.param_count().total - n_layers * 3 * d_model * cfg.d_ff;
+        let per_unit = n_layers * 3 * d_model;
+        let ff = target.saturating_sub(without_mlp) as f64 / per_unit as f64;
+        cfg.d_ff = ((ff / 8.0).round() as usize).max(1) * 8;
+        cfg
+    }
+
+    /// Look up a named preset at the given size.
+    pub fn preset(
+        name: &str,
+        vocab_size: usize,
+        d_model: usize,
+        n_layers: usize,
+        n_heads: usize,
+        max_seq_len: usize,
+    ) -> Result<Self, ConfigError> {
+        match name {
+            "gpt2" => Ok(Self::gpt2(vocab_size, d_model, n_layers, n_heads, max_seq_len)),
+            "llama" => Ok(Self::llama(vocab_size, d_model, n_layers, n_heads, max_seq_len)),
+            other => Err(err("preset", format!("is `{other}`; known presets are `gpt2` and `llama`"))),
+        }
+    }
+
+    /// Width of one attention head (K).
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads.max(1)
+    }
+
+    /// Check every relation between fields; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("n_kv_heads", self.n_kv_heads),
+            ("d_ff", self.d_ff),
+            ("max_seq_len", self.max_seq_len),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(err(field, "must be at least 1"));
+            }
+        }
+        if self.d_model % self.n_heads != 0 {
+            return Err(err("n_heads", format!("= {} does not divide d_model = {}", self.n_heads, self.d_model)));
+        }
+        if self.n_heads % self.n_kv_heads != 0 {
+            return Err(err("n_kv_heads", format!("= {} does not divide n_heads = {}", self.n_kv_heads, self.n_heads)));
+        }
+        if let Position::Rope { theta } = self.position {
+            if self.head_dim() % 2 != 0 {
+                return Err(err(
+                    "position",
+                    format!("rope needs an even head size, got d_model / n_heads = {}", self.head_dim()),
+                ));
+            }
+            if !(theta.is_finite() && theta > 1.0) {
+                return Err(err("position.theta", format!("must be a finite number above 1, got {theta}")));
+            }
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
+            return Err(err("norm_eps", format!("must be positive, got {}", self.norm_eps)));
+        }
+        if !(self.init_std.is_finite() && self.init_std > 0.0) {
+            return Err(err("init_std", format!("must be positive, got {}", self.init_std)));
+        }
+        Ok(())
+    }
+
+    /// Exact count of trainable parameters, matching the built module.
+    pub fn param_count(&self) -> ParamCount {
+        let (d, v, l) = (self.d_model, self.vocab_size, self.n_layers);
+        let kv = self.n_kv_heads * self.head_dim();
+        let b = |n: usize| if self.bias { n } else { 0 };
+        let norm = if self.norm == Norm::Layer { 2 * d } else { d };
+        let attn = d * d + b(d) + 2 * (d * kv + b(kv)) + d * d + b(d);
+        let mlp_in = if self.mlp.is_gated() { 2 } else { 1 };
+        let mlp = mlp_in * (d * self.d_ff + b(self.d_ff)) + self.d_ff * d + b(d);
+        let qk_norm = if self.qk_norm { 2 * self.head_dim() } else { 0 };
+        let block = 2 * norm + attn + mlp + qk_norm;
+        let positions = if self.position == Position::Learned { self.max_seq_len * d } else { 0 };
+        let embedding = v * d + positions;
+        let head = if self.tie_embeddings { 0 } else { d * v };
+        let non_embedding = l * block + norm + head;
+        ParamCount { total: embedding + non_embedding, embedding, non_embedding }
+    }
+
+    /// Forward-pass FLOPs per token at context length `seq`: 2 per multiply-add of every matrix
+    /// product (all projections and the head) plus attention scores and mixing (2·2·T·D per
+    /// layer, counting the full T×T square as PyTorch's kernels compute it). Training is 3× this.
+    pub fn forward_flops_per_token(&self, seq: usize) -> u64 {
+        let (d, l) = (self.d_model as u64, self.n_layers as u64);
+        let kv = (self.n_kv_heads * self.head_dim()) as u64;
+        let ff = self.d_ff as u64;
+        let mlp_mats = if self.mlp.is_gated() { 3 } else { 2 };
+        let matmul_params = l * (2 * d * d + 2 * d * kv + mlp_mats * d * ff) + d * self.vocab_size as u64;
+        2 * matmul_params + l * 4 * seq as u64 * d
+    }
+
+    /// Training FLOPs per token (forward + backward ≈ 3 × forward).
+    pub fn train_flops_per_token(&self, seq: usize) -> u64 {
+        3 * self.forward_flops_per_token(seq)
+    }
+
+    /// One-line human description, e.g. for progress output.
+    pub fn summary(&self) -> String {
+        let p = self.param_count();
+        let pos = match self.position {
+            Position::Learned => "learned-pos".to_string(),
+            Position::Rope { theta } => format!("rope(θ={theta})"),
+        };
+        format!(
+            "{} layers × d{} ({}h/{}kv, ff {}), {:?}Norm, {:?}, {}{}{}{} | params {} ({} non-embedding)",
+            self.n_layers,
+            self.d_model,
+            self.n_heads,
+            self.n_kv_heads,
+            self.d_ff,
+            self.norm,
+            self.mlp,
+            pos,
+            if self.tie_embeddings { ", tied" } else { "" },
+            if self.qk_norm { ", qk-norm" } else { "" },
+            if self.parallel_residual { ", parallel" } else { "" },
+            p.total,
+            p.non_embedding
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_have_matched_parameter_counts() {
+        for (d, l, h) in [(128, 4, 4), (256, 4, 4), (64, 2, 4), (384, 6, 6)] {
+            let g = ModelConfig::gpt2(512, d, l, h, 128).param_count().total as f64;
+            let m = ModelConfig::llama(512, d, l, h, 128).param_count().total as f64;
+            assert!((g - m).abs() / g < 0.01, "d{d}: gpt2 {g} vs llama {m}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = ModelConfig::default();
+        c.n_heads = 5;
+        assert_eq!(c.validate().unwrap_err().field, "n_heads");
+        let mut c = ModelConfig::default();
+        c.n_kv_heads = 3;
+        assert_eq!(c.validate().unwrap_err().field, "n_kv_heads");
+        let mut c = ModelConfig::default();
+        c.d_model = 0;
+        assert_eq!(c.validate().unwrap_err().field, "d_model");
+        assert!(ModelConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_fields() {
+        let c = ModelConfig::gpt2(300, 64, 2, 4, 64);
+        let s = toml::to_string(&c).unwrap();
+        let back: ModelConfig = toml::from_str(&s).unwrap();
+        assert_eq!(c, back);
+        let e = toml::from_str::<ModelConfig>("d_modle = 3").unwrap_err().to_string();
+        assert!(e.contains("d_modle"), "{e}");
+        let r: ModelConfig = toml::from_str("position = { kind = \"rope\", theta = 500000.0 }").unwrap();
+        assert_eq!(r.position, Position::Rope { theta: 500000.0 });
+    }
+
+    #[test]
+    fn flops_follow_the_six_n_rule() {
+        // For a model whose attention term is small, train FLOPs/token ≈ 6 N (Kaplan et al.).
+        let c = ModelConfig { tie_embeddings: false, ..ModelConfig::llama(512, 256, 4, 4, 128) };
+        let n = c.param_count().non_embedding as f64;
+        let f = c.train_flops_per_token(1) as f64;
+        assert!((f / (6.0 * n) - 1.0).abs() < 0.02, "{f} vs {}", 6.0 * n);
+    }
+}

@@ -1,0 +1,18 @@
+//! Decoder-only transformer architectures for ascent.
+//!
+//! - [`config`]: the architecture as data (enums for every choice), validation, presets,
+//!   parameter and FLOP counts.
+//! - [`transformer`]: the burn module, its forward pass, the KV cache and the loss.
+//! - [`weights`]: safetensors (Hugging Face Llama layout) to and from bytes.
+//! - [`engine`]: the few things specific to the tensor engine (devices, seeding, threads).
+//!
+//! Invariant: this crate does no file or network IO.
+
+pub mod config;
+pub mod engine;
+pub mod transformer;
+pub mod weights;
+
+pub use burn;
+pub use config::{ConfigError, Mlp, ModelConfig, Norm, ParamCount, Position};
+pub use transformer::{token_cross_entropy, KvCache, Transformer};

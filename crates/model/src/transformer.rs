@@ -1,0 +1,405 @@
+//! A decoder-only transformer (Radford et al. 2019; Touvron et al. 2023) whose every
+//! architectural choice is a [`ModelConfig`] enum: LayerNorm or RMSNorm, ReLU/GELU/SwiGLU/GeGLU
+//! MLP, learned or rotary positions, multi-head, grouped-query or multi-query attention, tied or
+//! untied embeddings, optional QK-norm and parallel residual.
+//!
+//! Field names mirror the Hugging Face Llama layout (`layers.0.self_attn.q_proj`, ...), so the
+//! safetensors export in [`crate::weights`] is a mechanical rename.
+//!
+//! Dimension letters: `B` batch, `T` time (new tokens), `S` time including cached tokens,
+//! `D` model width, `H` query heads, `N` key/value heads, `G = H / N` queries per kv head,
+//! `K` head size, `F` MLP width, `V` vocabulary.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, log_softmax, relu, silu, softmax};
+
+use crate::config::{Mlp as MlpKind, ModelConfig, Norm as NormKind, Position};
+use crate::engine;
+
+/// LayerNorm (scale and bias) or RMSNorm (scale only), over the last dimension.
+#[derive(Module, Debug)]
+pub struct Norm {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    eps: f64,
+}
+
+impl Norm {
+    fn new(kind: NormKind, d: usize, eps: f64, device: &Device) -> Self {
+        let weight = Param::from_tensor(Tensor::ones([d], device));
+        let bias = (kind == NormKind::Layer).then(|| Param::from_tensor(Tensor::zeros([d], device)));
+        Self { weight, bias, eps }
+    }
+
+    /// `(.., D) -> (.., D)`.
+    pub fn forward<const R: usize>(&self, x: Tensor<R>) -> Tensor<R> {
+        let w = self.weight.val().unsqueeze::<R>();
+        match &self.bias {
+            // LayerNorm: (x - mean) / sqrt(var + eps) * w + b, biased variance as in PyTorch.
+            Some(b) => {
+                let (var, mean) = x.clone().var_mean_bias(R - 1);
+                let y = (x - mean) / (var + self.eps).sqrt();
+                y * w + b.val().unsqueeze::<R>()
+            }
+            // RMSNorm: x / sqrt(mean(x²) + eps) * w.
+            None => {
+                let ms = x.clone().square().mean_dim(R - 1);
+                x / (ms + self.eps).sqrt() * w
+            }
+        }
+    }
+}
+
+/// Per-forward constants shared by every layer: rotary tables and the causal mask.
+pub struct Context {
+    /// `(T, K/2)` cosines and sines at absolute positions `offset..offset+T`, if rotary.
+    rope: Option<(Tensor<2>, Tensor<2>)>,
+    /// `(G·T, S)`: true where a query must not see a key; `None` when nothing is masked.
+    mask: Option<Tensor<2, Bool>>,
+}
+
+impl Context {
+    fn new(cfg: &ModelConfig, t: usize, offset: usize, device: &Device) -> Self {
+        let k = cfg.head_dim();
+        let rope = match cfg.position {
+            Position::Rope { theta } => {
+                // inv_freq[i] = theta^(-2i/K); angle[t, i] = (offset + t) · inv_freq[i]
+                let inv: Vec<f32> = (0..k / 2).map(|i| (theta.powf(-(2.0 * i as f64) / k as f64)) as f32).collect();
+                let pos: Vec<f32> = (offset..offset + t).map(|p| p as f32).collect();
+                let inv = Tensor::<1>::from_floats(inv.as_slice(), device).reshape([1, k / 2]);
+                let pos = Tensor::<1>::from_floats(pos.as_slice(), device).reshape([t, 1]);
+                let ang = pos.matmul(inv); // (T, K/2)
+                Some((ang.clone().cos(), ang.sin()))
+            }
+            Position::Learned => None,
+        };
+        // A query at absolute position offset+i sees keys 0..=offset+i. With one new token
+        // everything is visible and the mask is skipped.
+        let mask = (t > 1).then(|| {
+            let g = cfg.n_heads / cfg.n_kv_heads;
+            let s = offset + t;
+            let mut m = Vec::with_capacity(g * t * s);
+            for _ in 0..g {
+                for i in 0..t {
+                    m.extend((0..s).map(|j| j > offset + i));
+                }
+            }
+            Tensor::<2, Bool>::from_bool(TensorData::new(m, [g * t, s]), device)
+        });
+        Self { rope, mask }
+    }
+}
+
+/// Rotate-half RoPE: `(B, _, T, K) -> (B, _, T, K)`.
+fn apply_rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+    let [_, _, _, k] = x.dims();
+    let h = k / 2;
+    let cos = cos.clone().unsqueeze::<4>(); // (1, 1, T, K/2)
+    let sin = sin.clone().unsqueeze::<4>();
+    let x1 = x.clone().narrow(3, 0, h);
+    let x2 = x.narrow(3, h, h);
+    Tensor::cat(vec![x1.clone() * cos.clone() - x2.clone() * sin.clone(), x1 * sin + x2 * cos], 3)
+}
+
+/// Keys and values of earlier positions for one layer, preallocated to a capacity so that each
+/// step writes in place instead of concatenating (which would cost O(S²) copies).
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    k: Tensor<4>, // (B, N, capacity, K)
+    v: Tensor<4>,
+}
+
+/// A KV cache for every layer of one batch of sequences.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    /// Number of positions already stored.
+    pub len: usize,
+    /// Positions that fit.
+    pub capacity: usize,
+}
+
+impl KvCache {
+    pub fn new(cfg: &ModelConfig, batch: usize, capacity: usize, device: &Device) -> Self {
+        let shape = [batch, cfg.n_kv_heads, capacity, cfg.head_dim()];
+        let layers = (0..cfg.n_layers)
+            .map(|_| LayerCache { k: Tensor::zeros(shape, device), v: Tensor::zeros(shape, device) })
+            .collect();
+        Self { layers, len: 0, capacity }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub q_norm: Option<Norm>,
+    pub k_norm: Option<Norm>,
+    n_heads: usize,
+    n_kv_heads: usize,
+}
+
+impl Attention {
+    /// `x: (B, T, D)` → `(B, T, D)`. With a cache, keys/values of the `T` new tokens are
+    /// written at `cache.len..` and attention covers all `S = cache.len + T` positions.
+    fn forward(&self, x: Tensor<3>, ctx: &Context, cache: Option<(&mut LayerCache, usize)>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let (h, n) = (self.n_heads, self.n_kv_heads);
+        let (k_dim, g) = (d / h, h / n);
+        let heads = |y: Tensor<3>, m: usize| y.reshape([b, t, m, k_dim]).swap_dims(1, 2); // (B, m, T, K)
+        let mut q = heads(self.q_proj.forward(x.clone()), h); // (B, H, T, K)
+        let mut k = heads(self.k_proj.forward(x.clone()), n); // (B, N, T, K)
+        let v = heads(self.v_proj.forward(x), n); // (B, N, T, K)
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward(q);
+            k = kn.forward(k);
+        }
+        if let Some((cos, sin)) = &ctx.rope {
+            q = apply_rope(q, cos, sin);
+            k = apply_rope(k, cos, sin);
+        }
+        let (k, v) = match cache {
+            None => (k, v),
+            Some((c, past)) => {
+                let s = past + t;
+                let kb = std::mem::replace(&mut c.k, Tensor::empty([0, 0, 0, 0], &k.device()));
+                let vb = std::mem::replace(&mut c.v, Tensor::empty([0, 0, 0, 0], &v.device()));
+                c.k = kb.slice_assign(s![.., .., past..s, ..], k);
+                c.v = vb.slice_assign(s![.., .., past..s, ..], v);
+                (c.k.clone().narrow(2, 0, s), c.v.clone().narrow(2, 0, s)) // (B, N, S, K)
+            }
+        };
+        // Grouped queries: head h = n·G + g reads kv head n. Folding G into the time axis lets
+        // one batched matmul serve every group without copying keys or values.
+        let q = q.reshape([b, n, g * t, k_dim]); // (B, N, G·T, K)
+        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (k_dim as f64).sqrt()); // (B, N, G·T, S)
+        let scores = match &ctx.mask {
+            Some(m) => scores.mask_fill(m.clone().unsqueeze::<4>(), f32::NEG_INFINITY),
+            None => scores,
+        };
+        let y = softmax(scores, 3).matmul(v); // (B, N, G·T, K)
+        let y = y.reshape([b, h, t, k_dim]).swap_dims(1, 2).reshape([b, t, d]); // (B, T, D)
+        self.o_proj.forward(y)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    /// Present for gated MLPs (SwiGLU, GeGLU): `down(act(gate(x)) * up(x))`.
+    pub gate_proj: Option<Linear>,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+    #[module(skip)]
+    kind: MlpKind,
+}
+
+impl FeedForward {
+    /// `(B, T, D) -> (B, T, D)`.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let hidden = match (&self.gate_proj, self.kind) {
+            (Some(gate), MlpKind::Swiglu) => silu(gate.forward(x.clone())) * self.up_proj.forward(x),
+            (Some(gate), _) => gelu(gate.forward(x.clone())) * self.up_proj.forward(x),
+            (None, MlpKind::Relu) => relu(self.up_proj.forward(x)),
+            (None, _) => gelu(self.up_proj.forward(x)),
+        }; // (B, T, F)
+        self.down_proj.forward(hidden)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub input_layernorm: Norm,
+    pub self_attn: Attention,
+    pub post_attention_layernorm: Norm,
+    pub mlp: FeedForward,
+    parallel_residual: bool,
+}
+
+impl Block {
+    /// `(B, T, D) -> (B, T, D)`.
+    fn forward(&self, x: Tensor<3>, ctx: &Context, cache: Option<(&mut LayerCache, usize)>) -> Tensor<3> {
+        if self.parallel_residual {
+            // x + attn(n1(x)) + mlp(n2(x)) (GPT-NeoX): both branches read the same input.
+            let a = self.self_attn.forward(self.input_layernorm.forward(x.clone()), ctx, cache);
+            let m = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
+            x + a + m
+        } else {
+            let x = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), ctx, cache);
+            x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+        }
+    }
+}
+
+/// The whole decoder.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    pub embed_tokens: Embedding,
+    pub embed_positions: Option<Embedding>,
+    pub layers: Vec<Block>,
+    pub norm: Norm,
+    /// Absent when the head shares the token embedding.
+    pub lm_head: Option<Linear>,
+    #[module(skip)]
+    cfg: ModelConfig,
+}
+
+impl Transformer {
+    /// Build a model with freshly drawn weights. The caller seeds the device first; every
+    /// parameter is drawn here (not lazily) and given a stable id, so the same seed gives the
+    /// same weights and optimiser state can be re-attached after a reload.
+    pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
+        let (d, v, f) = (cfg.d_model, cfg.vocab_size, cfg.d_ff);
+        let kv = cfg.n_kv_heads * cfg.head_dim();
+        let std = cfg.init_std;
+        // GPT-2: residual-writing projections get std / sqrt(2 L) so the stream's variance
+        // does not grow with depth.
+        let out_std = std / (2.0 * cfg.n_layers as f64).sqrt();
+        let linear = |i: usize, o: usize, s: f64| {
+            LinearConfig::new(i, o)
+                .with_bias(cfg.bias)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: s })
+                .init(device)
+        };
+        let zero_bias = |mut l: Linear| {
+            if let Some(b) = l.bias.take() {
+                let n = b.val().dims()[0];
+                l.bias = Some(Param::from_tensor(Tensor::zeros([n], device)));
+            }
+            l
+        };
+        let norm = || Norm::new(cfg.norm, d, cfg.norm_eps, device);
+        let layers = (0..cfg.n_layers)
+            .map(|_| Block {
+                input_layernorm: norm(),
+                self_attn: Attention {
+                    q_proj: zero_bias(linear(d, d, std)),
+                    k_proj: zero_bias(linear(d, kv, std)),
+                    v_proj: zero_bias(linear(d, kv, std)),
+                    o_proj: zero_bias(linear(d, d, out_std)),
+                    q_norm: cfg.qk_norm.then(|| Norm::new(NormKind::Rms, cfg.head_dim(), cfg.norm_eps, device)),
+                    k_norm: cfg.qk_norm.then(|| Norm::new(NormKind::Rms, cfg.head_dim(), cfg.norm_eps, device)),
+                    n_heads: cfg.n_heads,
+                    n_kv_heads: cfg.n_kv_heads,
+                },
+                post_attention_layernorm: norm(),
+                mlp: FeedForward {
+                    gate_proj: cfg.mlp.is_gated().then(|| zero_bias(linear(d, f, std))),
+                    up_proj: zero_bias(linear(d, f, std)),
+                    down_proj: zero_bias(linear(f, d, out_std)),
+                    kind: cfg.mlp,
+                },
+                parallel_residual: cfg.parallel_residual,
+            })
+            .collect();
+        let embedding =
+            |n: usize| EmbeddingConfig::new(n, d).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device);
+        let model = Self {
+            embed_tokens: embedding(v),
+            embed_positions: (cfg.position == Position::Learned).then(|| embedding(cfg.max_seq_len)),
+            layers,
+            norm: norm(),
+            lm_head: (!cfg.tie_embeddings).then(|| {
+                LinearConfig::new(d, v)
+                    .with_bias(false)
+                    .with_initializer(Initializer::Normal { mean: 0.0, std })
+                    .init(device)
+            }),
+            cfg: cfg.clone(),
+        };
+        engine::materialise(&model);
+        engine::stable_param_ids(model)
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Hidden states after the final norm. `tokens: (B, T)` → `(B, T, D)`.
+    fn hidden(&self, tokens: Tensor<2, Int>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let [_, t] = tokens.dims();
+        let device = tokens.device();
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        if let Some(c) = &cache {
+            assert!(
+                offset + t <= c.capacity,
+                "KV cache full: {} + {t} positions exceed its capacity {}",
+                offset,
+                c.capacity
+            );
+        }
+        let mut x = self.embed_tokens.forward(tokens); // (B, T, D)
+        if let Some(pos) = &self.embed_positions {
+            assert!(
+                offset + t <= self.cfg.max_seq_len,
+                "sequence of {} positions exceeds max_seq_len {} of a learned-position model",
+                offset + t,
+                self.cfg.max_seq_len
+            );
+            let table = pos.weight.val().narrow(0, offset, t); // (T, D)
+            x = x + table.unsqueeze::<3>();
+        }
+        let ctx = Context::new(&self.cfg, t, offset, &device);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let lc = cache.as_deref_mut().map(|c| (&mut c.layers[i], offset));
+            x = layer.forward(x, &ctx, lc);
+        }
+        if let Some(c) = cache {
+            c.len += t;
+        }
+        self.norm.forward(x)
+    }
+
+    /// Project hidden states to vocabulary logits: `(B, T, D)` → `(B, T, V)`.
+    fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => {
+                let [b, t, d] = x.dims();
+                let w = self.embed_tokens.weight.val(); // (V, D)
+                let v = w.dims()[0];
+                x.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, v])
+            }
+        }
+    }
+
+    /// Logits for every position. `tokens: (B, T)` → `(B, T, V)`.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let x = self.hidden(tokens, None);
+        self.head(x)
+    }
+
+    /// Incremental forward through a KV cache: the `T` new tokens are appended to the cache and
+    /// only the logits of the last position are returned, `(B, T)` → `(B, V)`.
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        let x = self.hidden(tokens, Some(cache)); // (B, T, D)
+        let [b, t, _] = x.dims();
+        let last = x.narrow(1, t - 1, 1); // (B, 1, D)
+        self.head(last).reshape([b, self.cfg.vocab_size])
+    }
+
+    /// Mean next-token cross-entropy. `tokens, targets: (B, T)`; `weights: (B, T)` selects and
+    /// weights the positions that count (e.g. 0 on prompt tokens), `None` = all equally.
+    pub fn loss(&self, tokens: Tensor<2, Int>, targets: Tensor<2, Int>, weights: Option<Tensor<2>>) -> Tensor<1> {
+        let logits = self.forward(tokens); // (B, T, V)
+        token_cross_entropy(logits, targets, weights)
+    }
+}
+
+/// Cross-entropy of `logits: (B, T, V)` against `targets: (B, T)`, averaged over positions
+/// (weighted by `weights: (B, T)` when given). Returns a one-element tensor.
+pub fn token_cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, weights: Option<Tensor<2>>) -> Tensor<1> {
+    let [b, t, v] = logits.dims();
+    let logp = log_softmax(logits.reshape([b * t, v]), 1); // (B·T, V)
+    let nll = logp.gather(1, targets.reshape([b * t, 1])).reshape([b * t]).neg(); // (B·T)
+    match weights {
+        None => nll.mean(),
+        Some(w) => {
+            let w = w.reshape([b * t]);
+            (nll * w.clone()).sum() / w.sum().clamp_min(1e-9)
+        }
+    }
+}

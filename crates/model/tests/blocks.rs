@@ -1,0 +1,199 @@
+//! Gradient checks by finite differences for every architecture variant, the KV cache against
+//! full recomputation, seeding, and the safetensors loader's refusals.
+
+use std::collections::HashMap;
+
+use model::burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use model::burn::optim::GradientsParams;
+use model::burn::prelude::*;
+use model::{engine, weights, KvCache, Mlp, ModelConfig, Norm, Position, Transformer};
+
+/// Deterministic standard-normal-ish numbers (sum of uniforms) for perturbation directions.
+struct Rng(u64);
+impl Rng {
+    fn unit(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+    fn normal(&mut self) -> f32 {
+        (0..12).map(|_| self.unit()).sum()
+    }
+}
+
+/// Draws a random direction per parameter (burn layout) and its dot product with the gradient.
+struct Direction<'a> {
+    rng: Rng,
+    grads: &'a GradientsParams,
+    dirs: Vec<Vec<f32>>,
+    dot: f64,
+}
+
+impl ModuleVisitor for Direction<'_> {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        let n: usize = p.val().dims().iter().product();
+        let d: Vec<f32> = (0..n).map(|_| self.rng.normal()).collect();
+        let g = self.grads.get::<D>(p.id).expect("every parameter has a gradient").try_into_vec_as::<f32>().unwrap();
+        self.dot += g.iter().zip(&d).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>();
+        self.dirs.push(d);
+    }
+}
+
+/// Moves every parameter by `scale · direction`.
+struct Shift<'a> {
+    dirs: &'a [Vec<f32>],
+    i: usize,
+    scale: f32,
+}
+
+impl ModuleMapper for Shift<'_> {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let d = &self.dirs[self.i];
+        self.i += 1;
+        let id = p.id;
+        let v = p.val();
+        let shape = v.dims();
+        let delta = Tensor::<D>::from_data(
+            TensorData::new(d.iter().map(|x| x * self.scale).collect::<Vec<_>>(), shape),
+            &v.device(),
+        );
+        p.transform_for_load(v + delta, id)
+    }
+}
+
+fn tiny(vocab: usize) -> ModelConfig {
+    ModelConfig { init_std: 0.2, ..ModelConfig::llama(vocab, 16, 2, 4, 12) }
+}
+
+fn batch(cfg: &ModelConfig, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+    let (b, t) = (2, 9);
+    let v = cfg.vocab_size as i64;
+    let seq: Vec<i64> = (0..b * (t + 1)).map(|i| (i as i64 * 7 + (i * i) as i64 * 3 + 1) % v).collect();
+    let x: Vec<i64> = (0..b).flat_map(|r| seq[r * (t + 1)..r * (t + 1) + t].to_vec()).collect();
+    let y: Vec<i64> = (0..b).flat_map(|r| seq[r * (t + 1) + 1..(r + 1) * (t + 1)].to_vec()).collect();
+    (Tensor::from_data(TensorData::new(x, [b, t]), device), Tensor::from_data(TensorData::new(y, [b, t]), device))
+}
+
+/// Directional derivative by central differences vs. the autodiff gradient.
+fn gradient_check(cfg: &ModelConfig) {
+    cfg.validate().unwrap();
+    let plain = Device::flex();
+    let device = engine::training_device(&plain);
+    engine::seed(&plain, 3);
+    let model = Transformer::new(cfg, &device);
+    let (x, y) = batch(cfg, &device);
+    let loss = model.loss(x.clone(), y.clone(), None);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut dir = Direction { rng: Rng(11), grads: &grads, dirs: Vec::new(), dot: 0.0 };
+    model.visit(&mut dir);
+    // Small enough that ReLU kinks are rarely crossed, large enough to stay above f32 rounding.
+    let eps = 2e-4f32;
+    let inner = model.valid();
+    let (xi, yi) = (x.without_autodiff(), y.without_autodiff());
+    let at = |scale: f32| {
+        let m = inner.clone().map(&mut Shift { dirs: &dir.dirs, i: 0, scale });
+        m.loss(xi.clone(), yi.clone(), None).into_scalar::<f32>() as f64
+    };
+    let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+    let rel = (fd - dir.dot).abs() / dir.dot.abs().max(1e-6);
+    assert!(rel < 0.02, "{}: finite difference {fd} vs autodiff {} (relative error {rel})", cfg.summary(), dir.dot);
+}
+
+#[test]
+fn finite_differences_every_variant() {
+    let base = tiny(37);
+    let mut variants = vec![base.clone()];
+    for norm in [Norm::Layer, Norm::Rms] {
+        for mlp in [Mlp::Relu, Mlp::Gelu, Mlp::Swiglu, Mlp::Geglu] {
+            variants.push(ModelConfig { norm, mlp, d_ff: 24, ..base.clone() });
+        }
+    }
+    variants.push(ModelConfig { position: Position::Learned, ..base.clone() });
+    variants.push(ModelConfig { position: Position::Rope { theta: 500.0 }, ..base.clone() });
+    for kv in [4, 2, 1] {
+        variants.push(ModelConfig { n_kv_heads: kv, ..base.clone() });
+    }
+    variants.push(ModelConfig { tie_embeddings: false, ..base.clone() });
+    variants.push(ModelConfig { qk_norm: true, ..base.clone() });
+    variants.push(ModelConfig { parallel_residual: true, ..base.clone() });
+    variants.push(ModelConfig { bias: true, ..base.clone() });
+    variants.push(ModelConfig::gpt2(37, 16, 2, 4, 12));
+    for v in &variants {
+        gradient_check(v);
+    }
+}
+
+#[test]
+fn kv_cache_matches_full_recomputation() {
+    for cfg in [
+        tiny(41),
+        ModelConfig { n_kv_heads: 1, position: Position::Learned, ..tiny(41) },
+        ModelConfig::gpt2(41, 16, 2, 2, 12),
+    ] {
+        let device = Device::flex();
+        engine::seed(&device, 5);
+        let model = Transformer::new(&cfg, &device);
+        let (x, _) = batch(&cfg, &device);
+        let full = model.forward(x.clone()); // (B, T, V)
+        let [b, t, v] = full.dims();
+        // Prefill 4 tokens at once, then one at a time.
+        let mut cache = KvCache::new(&cfg, b, t, &device);
+        let mut steps = vec![(0, 4)];
+        steps.extend((4..t).map(|i| (i, 1)));
+        for (start, len) in steps {
+            let got = model.forward_cached(x.clone().narrow(1, start, len), &mut cache);
+            let want = full.clone().narrow(1, start + len - 1, 1).reshape([b, v]);
+            let diff = (got - want).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-4, "{}: cached logits at position {} differ by {diff}", cfg.summary(), start + len - 1);
+        }
+        assert_eq!(cache.len, t);
+    }
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let cfg = tiny(23);
+    let device = Device::flex();
+    let draw = |seed| {
+        engine::seed(&device, seed);
+        weights::to_safetensors(&Transformer::new(&cfg, &device), &HashMap::new())
+    };
+    let (a, b, c) = (draw(1), draw(1), draw(2));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn parameter_count_matches_the_module() {
+    for cfg in [
+        tiny(50),
+        ModelConfig::gpt2(50, 16, 2, 4, 12),
+        ModelConfig { qk_norm: true, bias: true, tie_embeddings: false, ..tiny(50) },
+    ] {
+        let m = Transformer::new(&cfg, &Device::flex());
+        assert_eq!(m.num_params(), cfg.param_count().total, "{}", cfg.summary());
+    }
+}
+
+#[test]
+fn loader_refuses_other_architectures_and_garbage() {
+    let device = Device::flex();
+    let small = Transformer::new(&tiny(23), &device);
+    let bytes = weights::to_safetensors(&small, &HashMap::new());
+    // Wider model: shapes differ.
+    let wide = ModelConfig { d_model: 32, ..tiny(23) };
+    let e = weights::load_safetensors(Transformer::new(&wide, &device), &bytes).unwrap_err().to_string();
+    assert!(e.contains("shape"), "{e}");
+    // Learned positions: a tensor is missing.
+    let learned = ModelConfig { position: Position::Learned, ..tiny(23) };
+    let e = weights::load_safetensors(Transformer::new(&learned, &device), &bytes).unwrap_err().to_string();
+    assert!(e.contains("embed_positions") && e.contains("missing"), "{e}");
+    // Fewer layers: extra tensors are refused, not ignored.
+    let shallow = ModelConfig { n_layers: 1, ..tiny(23) };
+    let e = weights::load_safetensors(Transformer::new(&shallow, &device), &bytes).unwrap_err().to_string();
+    assert!(e.contains("layers.1"), "{e}");
+    // Truncated bytes.
+    let e = weights::load_safetensors(Transformer::new(&tiny(23), &device), &bytes[..bytes.len() / 2])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("truncated"), "{e}");
+}

@@ -1,0 +1,221 @@
+//! Checkpoints: one folder per saved step, written atomically.
+//!
+//! ```text
+//! <out_dir>/checkpoints/step-000200/
+//!     model.safetensors   weights, Hugging Face Llama names and layout (portable)
+//!     config.json         the full resolved config (model architecture + run recipe)
+//!     optimizer.bpk       optimiser state (burn's format, keyed by the model's stable param ids)
+//!     tokenizer.json      the tokenizer the model was trained with
+//!     state.json          step, sampler RNG state, tokens seen, and the size and SHA-256 of
+//!                         every file above
+//! ```
+//!
+//! Atomicity: the folder is written under a temporary name, every file is fsynced, then the
+//! folder is renamed into place, so a crash leaves either the old set of checkpoints or the
+//! new one, never a half-written folder under a real name. Loading re-hashes every file against
+//! `state.json`, so a truncated or edited checkpoint is refused with the file named.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::SamplerState;
+use crate::error::{io_err, TrainError};
+
+/// Bumped when the folder layout changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FileEntry {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// `state.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrainState {
+    pub format_version: u32,
+    /// Optimiser steps completed.
+    pub step: usize,
+    /// Training tokens consumed so far.
+    pub tokens_seen: u64,
+    pub sampler: SamplerState,
+    /// Last validation loss, if any.
+    pub val_loss: Option<f64>,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// The payload of a checkpoint, in memory.
+pub struct Payload {
+    pub model_safetensors: Vec<u8>,
+    pub config_json: String,
+    pub optimizer: Vec<u8>,
+    pub tokenizer_json: String,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write `bytes` to `path` durably: temporary file in the same folder, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create folder", e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(path, "cannot write", e)
+    })
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+pub fn checkpoints_dir(out_dir: &Path) -> PathBuf {
+    out_dir.join("checkpoints")
+}
+
+fn step_dir_name(step: usize) -> String {
+    format!("step-{step:06}")
+}
+
+/// Save a checkpoint for `state.step` and keep only the newest `keep` checkpoints.
+pub fn save(out_dir: &Path, payload: &Payload, mut state: TrainState, keep: usize) -> Result<PathBuf, TrainError> {
+    let root = checkpoints_dir(out_dir);
+    fs::create_dir_all(&root).map_err(|e| io_err(&root, "cannot create checkpoint folder", e))?;
+    let final_dir = root.join(step_dir_name(state.step));
+    let tmp_dir = root.join(format!(".{}.tmp-{}", step_dir_name(state.step), std::process::id()));
+    let _ = fs::remove_dir_all(&tmp_dir);
+    fs::create_dir_all(&tmp_dir).map_err(|e| io_err(&tmp_dir, "cannot create", e))?;
+    let files: [(&str, &[u8]); 4] = [
+        ("model.safetensors", &payload.model_safetensors),
+        ("config.json", payload.config_json.as_bytes()),
+        ("optimizer.bpk", &payload.optimizer),
+        ("tokenizer.json", payload.tokenizer_json.as_bytes()),
+    ];
+    state.format_version = FORMAT_VERSION;
+    state.files.clear();
+    for (name, bytes) in files {
+        let p = tmp_dir.join(name);
+        write_synced(&p, bytes).map_err(|e| io_err(&p, "cannot write", e))?;
+        state.files.insert(name.to_string(), FileEntry { bytes: bytes.len() as u64, sha256: sha256_hex(bytes) });
+    }
+    let state_json = serde_json::to_vec_pretty(&state).expect("state serialises");
+    let p = tmp_dir.join("state.json");
+    write_synced(&p, &state_json).map_err(|e| io_err(&p, "cannot write", e))?;
+    if final_dir.exists() {
+        // Re-saving the same step (e.g. a resumed run's final save): move the old one aside first.
+        let old = root.join(format!(".{}.old-{}", step_dir_name(state.step), std::process::id()));
+        fs::rename(&final_dir, &old).map_err(|e| io_err(&final_dir, "cannot replace", e))?;
+        fs::rename(&tmp_dir, &final_dir).map_err(|e| io_err(&final_dir, "cannot rename into place", e))?;
+        let _ = fs::remove_dir_all(&old);
+    } else {
+        fs::rename(&tmp_dir, &final_dir).map_err(|e| io_err(&final_dir, "cannot rename into place", e))?;
+    }
+    if let Ok(d) = fs::File::open(&root) {
+        let _ = d.sync_all();
+    }
+    // Retention: newest `keep` complete checkpoints survive.
+    let mut all = list(out_dir);
+    all.sort();
+    if keep > 0 && all.len() > keep {
+        for (_, dir) in &all[..all.len() - keep] {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+    Ok(final_dir)
+}
+
+/// Complete checkpoints under `out_dir` as (step, folder), unordered.
+pub fn list(out_dir: &Path) -> Vec<(usize, PathBuf)> {
+    let root = checkpoints_dir(out_dir);
+    let Ok(rd) = fs::read_dir(&root) else { return Vec::new() };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let step = name.strip_prefix("step-")?.parse().ok()?;
+            Some((step, e.path()))
+        })
+        .collect()
+}
+
+/// The newest checkpoint folder, if any.
+pub fn latest(out_dir: &Path) -> Option<PathBuf> {
+    list(out_dir).into_iter().max_by_key(|(s, _)| *s).map(|(_, p)| p)
+}
+
+/// A checkpoint read back and verified.
+pub struct Loaded {
+    pub dir: PathBuf,
+    pub state: TrainState,
+    pub payload: Payload,
+}
+
+fn ck_err(dir: &Path, message: impl Into<String>) -> TrainError {
+    TrainError::Checkpoint { path: dir.to_path_buf(), message: message.into() }
+}
+
+/// Read a checkpoint folder, verifying every file's size and hash against `state.json`.
+pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
+    if !dir.is_dir() {
+        return Err(ck_err(dir, "no such checkpoint folder"));
+    }
+    let state_path = dir.join("state.json");
+    let raw = fs::read(&state_path)
+        .map_err(|e| ck_err(dir, format!("cannot read state.json: {e}; not a complete checkpoint")))?;
+    let state: TrainState = serde_json::from_slice(&raw)
+        .map_err(|e| ck_err(dir, format!("state.json is not valid ({e}); the checkpoint is truncated or corrupt")))?;
+    if state.format_version != FORMAT_VERSION {
+        return Err(ck_err(
+            dir,
+            format!("format version {} is not the supported {FORMAT_VERSION}", state.format_version),
+        ));
+    }
+    let read = |name: &str| -> Result<Vec<u8>, TrainError> {
+        let entry = state.files.get(name).ok_or_else(|| ck_err(dir, format!("state.json does not list {name}")))?;
+        let p = dir.join(name);
+        let bytes = fs::read(&p).map_err(|e| ck_err(dir, format!("cannot read {name}: {e}")))?;
+        if bytes.len() as u64 != entry.bytes {
+            return Err(ck_err(
+                dir,
+                format!(
+                    "{name} has {} bytes but {} were written: the file is truncated or was replaced",
+                    bytes.len(),
+                    entry.bytes
+                ),
+            ));
+        }
+        if sha256_hex(&bytes) != entry.sha256 {
+            return Err(ck_err(
+                dir,
+                format!("{name} does not match its SHA-256 in state.json: the file is corrupt or was replaced"),
+            ));
+        }
+        Ok(bytes)
+    };
+    let model_safetensors = read("model.safetensors")?;
+    let config_json = String::from_utf8(read("config.json")?).map_err(|_| ck_err(dir, "config.json is not UTF-8"))?;
+    let optimizer = read("optimizer.bpk")?;
+    let tokenizer_json =
+        String::from_utf8(read("tokenizer.json")?).map_err(|_| ck_err(dir, "tokenizer.json is not UTF-8"))?;
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        state,
+        payload: Payload { model_safetensors, config_json, optimizer, tokenizer_json },
+    })
+}

@@ -1,0 +1,23 @@
+//! Training for ascent: the pretraining stage, its data loader, optimiser set-up, learning-rate
+//! schedules, atomic checkpoints with exact resume, and the throughput benchmarks.
+//!
+//! - [`config`]: the TOML recipe and its validation.
+//! - [`corpus`], [`data`]: text → token stream → seeded random windows.
+//! - [`optim`], [`schedule`]: AdamW with global-norm clipping; constant / cosine / WSD.
+//! - [`checkpoint`]: the on-disk checkpoint format.
+//! - [`pretrain`]: the loop.
+//! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
+
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod corpus;
+pub mod data;
+pub mod error;
+pub mod optim;
+pub mod pretrain;
+pub mod schedule;
+
+pub use config::PretrainConfig;
+pub use error::TrainError;
+pub use pretrain::{pretrain, RunOptions, Summary};
