@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+// Tensor buffers are large and short-lived; mimalloc reuses them instead of returning them to
+// the OS and faulting fresh zeroed pages on every step as glibc malloc does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use model::engine::Backend;
@@ -182,6 +187,9 @@ fn main() -> Result<()> {
             };
             let args: BenchArgs = flags.into();
             let r = if train { bench_train(&args) } else { bench_generate(&args) }.map_err(anyhow::Error::msg)?;
+            if !r.breakdown.is_empty() {
+                eprintln!("{}", r.breakdown);
+            }
             println!("{}", r.result_line());
         }
     }

@@ -63,8 +63,22 @@ pub fn set_threads(threads: usize) -> bool {
 }
 
 /// Seed the engine's random generator (initialisation, `random`, `categorical`).
+///
+/// The CPU backend keeps one generator per process, so a seed followed by draws is only
+/// reproducible if no other thread draws in between: use [`with_seed`] for that.
 pub fn seed(dev: &Device, seed: u64) {
     dev.seed(seed);
+}
+
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Seed the generator and run `draw` while no other caller of `with_seed` can draw, so that
+/// concurrent runs in one process (parallel tests, several trainings) each get exactly the
+/// values their seed implies.
+pub fn with_seed<R>(dev: &Device, seed: u64, draw: impl FnOnce() -> R) -> R {
+    let _guard = SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    dev.seed(seed);
+    draw()
 }
 
 /// burn draws parameter values lazily (on first use), so seeding before `init` is not enough

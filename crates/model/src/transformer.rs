@@ -314,6 +314,12 @@ impl Transformer {
         engine::stable_param_ids(model)
     }
 
+    /// [`Transformer::new`] with weights fixed by `seed`, safe against other threads drawing
+    /// random numbers at the same time (see [`engine::with_seed`]).
+    pub fn seeded(cfg: &ModelConfig, device: &Device, seed: u64) -> Self {
+        engine::with_seed(device, seed, || Self::new(cfg, device))
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
     }

@@ -78,8 +78,7 @@ fn gradient_check(cfg: &ModelConfig) {
     cfg.validate().unwrap();
     let plain = Device::flex();
     let device = engine::training_device(&plain);
-    engine::seed(&plain, 3);
-    let model = Transformer::new(cfg, &device);
+    let model = engine::with_seed(&plain, 3, || Transformer::new(cfg, &device));
     let (x, y) = batch(cfg, &device);
     let loss = model.loss(x.clone(), y.clone(), None);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -130,8 +129,7 @@ fn kv_cache_matches_full_recomputation() {
         ModelConfig::gpt2(41, 16, 2, 2, 12),
     ] {
         let device = Device::flex();
-        engine::seed(&device, 5);
-        let model = Transformer::new(&cfg, &device);
+        let model = Transformer::seeded(&cfg, &device, 5);
         let (x, _) = batch(&cfg, &device);
         let full = model.forward(x.clone()); // (B, T, V)
         let [b, t, v] = full.dims();
@@ -153,10 +151,7 @@ fn kv_cache_matches_full_recomputation() {
 fn same_seed_same_weights_other_seed_other_weights() {
     let cfg = tiny(23);
     let device = Device::flex();
-    let draw = |seed| {
-        engine::seed(&device, seed);
-        weights::to_safetensors(&Transformer::new(&cfg, &device), &HashMap::new())
-    };
+    let draw = |seed| weights::to_safetensors(&Transformer::seeded(&cfg, &device, seed), &HashMap::new());
     let (a, b, c) = (draw(1), draw(1), draw(2));
     assert_eq!(a, b);
     assert_ne!(a, c);

@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
-use model::burn::optim::{AdamWConfig, GradientsParams};
+use model::burn::optim::AdamWConfig;
+
+use crate::optim::sharded_grads;
 use model::burn::prelude::*;
 use model::{engine, KvCache, Mlp, ModelConfig, Norm, Position, Transformer};
 
@@ -113,6 +115,8 @@ pub struct BenchResult {
     pub mfu: f64,
     pub gemm_gflops: f64,
     pub batch: usize,
+    /// Where the time of one step goes (medians), for profiling.
+    pub breakdown: String,
 }
 
 impl BenchResult {
@@ -134,7 +138,6 @@ impl BenchResult {
 fn setup(a: &BenchArgs) -> Result<Device, String> {
     engine::set_threads(a.threads);
     let device = engine::device(a.backend)?;
-    engine::seed(&device, 0);
     Ok(device)
 }
 
@@ -144,21 +147,34 @@ pub fn bench_train(a: &BenchArgs) -> Result<BenchResult, String> {
     let cfg = a.model_config();
     cfg.validate().map_err(|e| e.to_string())?;
     let ad = engine::training_device(&device);
-    let mut model = Transformer::new(&cfg, &ad);
+    let mut model = engine::with_seed(&device, 0, || Transformer::new(&cfg, &ad));
     let mut opt = AdamWConfig::new().with_beta_2(0.95).with_epsilon(1e-8).with_weight_decay(0.1).init();
     let (x, y) = reference_tokens(a.batch, a.seq, a.vocab, &ad);
+    // One micro-batch per thread where the batch divides evenly (see `optim::sharded_grads`).
+    let shards = if a.batch % a.threads.max(1) == 0 { a.threads.max(1) } else { 1 };
     let mut times = Vec::new();
+    let mut parts = [Vec::new(), Vec::new()];
     let mut last = 0.0;
     for step in 0..a.steps + 3 {
         let t0 = Instant::now();
-        let loss = model.loss(x.clone(), y.clone(), None);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (grads, losses) = sharded_grads(&model, shards, 1.0, |i, m| {
+            let rows = a.batch / shards;
+            m.loss(x.clone().narrow(0, i * rows, rows), y.clone().narrow(0, i * rows, rows), None)
+        });
+        last = losses.iter().sum::<f64>() / shards as f64;
+        let t2 = Instant::now();
         model = opt.step(1e-3, model, grads);
-        last = loss.into_scalar::<f32>() as f64;
+        let _ = device.sync();
+        let t3 = Instant::now();
         if step >= 3 {
-            times.push(t0.elapsed().as_secs_f64());
+            times.push((t3 - t0).as_secs_f64());
+            for (p, d) in parts.iter_mut().zip([t2 - t0, t3 - t2]) {
+                p.push(d.as_secs_f64() * 1e3);
+            }
         }
     }
+    let [fb, o] = parts.map(median);
+    let breakdown = format!("forward+backward {fb:.1} ms ({shards} shards), optimiser {o:.1} ms");
     let med = median(times);
     let tps = (a.batch * a.seq) as f64 / med;
     let gemm = gemm_flops(&device);
@@ -170,6 +186,7 @@ pub fn bench_train(a: &BenchArgs) -> Result<BenchResult, String> {
         mfu: tps * cfg.train_flops_per_token(a.seq) as f64 / gemm,
         gemm_gflops: gemm / 1e9,
         batch: a.batch,
+        breakdown,
     })
 }
 
@@ -178,7 +195,7 @@ pub fn bench_generate(a: &BenchArgs) -> Result<BenchResult, String> {
     let device = setup(a)?;
     let cfg = a.model_config();
     cfg.validate().map_err(|e| e.to_string())?;
-    let model = Transformer::new(&cfg, &device);
+    let model = Transformer::seeded(&cfg, &device, 0);
     let mut runs = Vec::new();
     for _ in 0..3 {
         let mut cache = KvCache::new(&cfg, a.batch, a.new, &device);
@@ -204,5 +221,6 @@ pub fn bench_generate(a: &BenchArgs) -> Result<BenchResult, String> {
         mfu: tps * flops / gemm,
         gemm_gflops: gemm / 1e9,
         batch: a.batch,
+        breakdown: String::new(),
     })
 }

@@ -2,9 +2,11 @@
 //! update as PyTorch's `torch.optim.AdamW`) configured from [`OptimSection`], plus global-norm
 //! gradient clipping, which burn does not offer (its clipping is per tensor).
 
-use model::burn::module::{Module, ModuleVisitor, Param};
-use model::burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use model::burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use model::burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use model::burn::prelude::*;
+use model::Transformer;
+use rayon::prelude::*;
 
 use crate::config::OptimSection;
 
@@ -66,4 +68,55 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
         scale_grads(model, grads, max_norm / (norm + 1e-6));
     }
     norm
+}
+
+/// Gradients of the mean loss over `shards` (equal-sized micro-batches), computed concurrently:
+/// one shard per compute thread, each with its own forward and backward graph. On the CPU
+/// backend most non-GEMM kernels are single-threaded, so running whole micro-batches side by
+/// side uses the cores far better than splitting each GEMM. The result is the same gradient as
+/// one pass over the concatenated batch, up to floating-point summation order; it is
+/// deterministic for a given number of shards. The gradient is of `scale` × the mean shard
+/// loss (e.g. `1 / grad_accum`). Returns the gradients and each shard's (unscaled) loss.
+pub fn sharded_grads<F>(model: &Transformer, shards: usize, scale: f32, loss_of: F) -> (GradientsParams, Vec<f64>)
+where
+    F: Fn(usize, &Transformer) -> Tensor<1> + Sync,
+{
+    let factor = scale / shards as f32;
+    if shards == 1 {
+        let loss = loss_of(0, model);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let loss = if factor != 1.0 { loss * factor } else { loss };
+        return (GradientsParams::from_grads(loss.backward(), model), vec![value]);
+    }
+    // Each shard gets its own parameter leaves (same values and ids, no shared autodiff nodes):
+    // burn's autodiff merges graphs that share nodes, and concurrent forward/backward passes
+    // on one merged graph deadlock on its locks.
+    let replicas: Vec<Transformer> = (0..shards).map(|_| model.clone().map(&mut FreshLeaves)).collect();
+    let results: Vec<(GradientsParams, f64)> = replicas
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, replica)| {
+            let model = &replica;
+            let loss = loss_of(i, model);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            let loss = if factor != 1.0 { loss * factor } else { loss };
+            (GradientsParams::from_grads(loss.backward(), model), value)
+        })
+        .collect();
+    let mut acc = GradientsAccumulator::<Transformer>::new();
+    let mut losses = Vec::with_capacity(shards);
+    for (g, l) in results {
+        acc.accumulate(model, g);
+        losses.push(l);
+    }
+    (acc.grads(), losses)
+}
+
+/// Replaces every parameter tensor by a fresh autodiff leaf with the same value and id.
+struct FreshLeaves;
+
+impl ModuleMapper for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        p.map(|t| t.detach().require_grad())
+    }
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use model::burn::module::Module;
-use model::burn::optim::{GradientsAccumulator, GradientsParams};
+use model::burn::optim::GradientsAccumulator;
 use model::burn::prelude::*;
 use model::{engine, weights, ModelConfig, Transformer};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ use crate::config::{PretrainConfig, Resolved};
 use crate::corpus;
 use crate::data::{eval_batch, Sampler, TokenData};
 use crate::error::{io_err, TrainError};
-use crate::optim::{adamw, clip_global_norm};
+use crate::optim::{adamw, clip_global_norm, sharded_grads};
 use crate::schedule::lr_at;
 
 /// Number of documents in the built-in corpus.
@@ -200,9 +200,12 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         engine::set_threads(cfg.threads);
     }
     let device = engine::device(backend).map_err(TrainError::Engine)?;
+    // Micro-batches run one per compute thread where the batch divides evenly; the split only
+    // changes floating-point summation order (see `optim::sharded_grads`).
+    let threads = rayon::current_num_threads().max(1);
+    let shards = if t.batch_size % threads == 0 { threads } else { 1 };
     let train_device = engine::training_device(&device);
-    engine::seed(&device, cfg.seed);
-    let mut model = Transformer::new(&mcfg, &train_device);
+    let mut model = engine::with_seed(&device, cfg.seed, || Transformer::new(&mcfg, &train_device));
     let mut optim = adamw(&cfg.optim);
     let mut sampler = Sampler::new(cfg.seed);
     let (mut step, mut tokens_seen) = (0usize, 0u64);
@@ -284,14 +287,17 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     }
     while step < t.steps {
         let lr = lr_at(&cfg.schedule, cfg.optim.lr, step, t.steps);
+        // grad_accum micro-batches, each split row-wise into `shards` run side by side.
         let mut acc = GradientsAccumulator::<Transformer>::new();
         let mut loss_sum = 0.0;
         for _ in 0..t.grad_accum {
             let (x, y) = sampler.batch(&data.train, t.batch_size, t.seq_len, &train_device);
-            let loss = model.loss(x, y, None);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            let loss = if t.grad_accum > 1 { loss / t.grad_accum as f32 } else { loss };
-            acc.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            let rows = t.batch_size / shards;
+            let (g, losses) = sharded_grads(&model, shards, 1.0 / t.grad_accum as f32, |i, m| {
+                m.loss(x.clone().narrow(0, i * rows, rows), y.clone().narrow(0, i * rows, rows), None)
+            });
+            loss_sum += losses.iter().sum::<f64>() / shards as f64;
+            acc.accumulate(&model, g);
         }
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
