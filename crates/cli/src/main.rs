@@ -31,6 +31,9 @@ enum Command {
         /// Continue the run in out_dir from its newest checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Delete an earlier run in out_dir (checkpoints, metrics) and start over.
+        #[arg(long)]
+        fresh: bool,
         /// Override out_dir from the recipe.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -129,7 +132,7 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Pretrain { config, resume, out, steps, print_config, stop_after } => {
+        Command::Pretrain { config, resume, fresh, out, steps, print_config, stop_after } => {
             if print_config {
                 print!("{DEFAULT_TOML}");
                 return Ok(());
@@ -141,7 +144,7 @@ fn main() -> Result<()> {
             if let Some(s) = steps {
                 cfg.train.steps = s;
             }
-            let s = train::pretrain(&cfg, &RunOptions { resume, stop_after, quiet: false })
+            let s = train::pretrain(&cfg, &RunOptions { resume, fresh, stop_after, quiet: false })
                 .context("pretraining failed")?;
             let first = s.val_losses.first().map(|v| v.1);
             println!(

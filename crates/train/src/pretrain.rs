@@ -43,6 +43,8 @@ const KEEP_CHECKPOINTS: usize = 2;
 pub struct RunOptions {
     /// Continue from the newest checkpoint in `out_dir`.
     pub resume: bool,
+    /// Delete an earlier run's checkpoints and metrics in `out_dir` and start over.
+    pub fresh: bool,
     /// Stop after this many completed steps, as if killed (checkpoints due by then are written).
     pub stop_after: Option<usize>,
     /// No progress bar.
@@ -135,6 +137,19 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     cfg.check()?;
     let out = cfg.out_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| io_err(&out, "cannot create out_dir", e))?;
+    if opts.fresh && opts.resume {
+        return Err(TrainError::Config { field: "--fresh".into(), message: "cannot be combined with --resume".into() });
+    }
+    if opts.fresh {
+        for p in [checkpoint::checkpoints_dir(&out), out.join("metrics.jsonl")] {
+            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            if let Err(e) = removed {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(io_err(&p, "cannot remove the earlier run (--fresh)", e));
+                }
+            }
+        }
+    }
     let existing = checkpoint::latest(&out);
     if existing.is_some() && !opts.resume {
         return Err(TrainError::Config {

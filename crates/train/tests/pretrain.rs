@@ -128,4 +128,14 @@ fn truncated_corrupt_or_mismatched_checkpoints_are_refused() {
     assert!(e.contains("state.json"), "{e}");
     // None of this deleted the checkpoint's files.
     assert!(w.is_file() && o.is_file());
+
+    // --fresh starts over explicitly.
+    let s = pretrain(&cfg, &RunOptions { fresh: true, ..quiet() }).unwrap();
+    assert_eq!((s.start_step, s.steps_done), (0, 4));
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let e = PretrainConfig::from_file(Path::new("/no/such/recipe.toml")).unwrap_err().to_string();
+    assert!(e.contains("/no/such/recipe.toml"), "{e}");
 }

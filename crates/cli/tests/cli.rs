@@ -1,0 +1,43 @@
+//! The `ascent` binary: bad input fails before any work, naming what and where.
+
+use std::process::Command;
+
+fn ascent(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ascent")).args(args).output().expect("binary runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn bad_configs_fail_before_work_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[train]\nstepz = 10\n", "stepz"),
+        ("[model]\nd_model = 100\nn_heads = 3\n", "model.n_heads"),
+        ("[model]\nn_heads = 4\nn_kv_heads = 3\n", "model.n_kv_heads"),
+        ("[data]\ncorpus = \"/no/such/corpus.txt\"\n", "data.corpus"),
+        ("[optim]\nlr = -1.0\n", "optim.lr"),
+        ("seed = \"seven\"\n", "seed"),
+    ];
+    for (i, (text, field)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out_dir = dir.path().join(format!("run{i}"));
+        let (ok, msg) = ascent(&["pretrain", "--config", path.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
+        assert!(!ok, "{text} should fail");
+        assert!(msg.contains(field), "error for {text:?} should name {field}: {msg}");
+        assert!(!out_dir.join("checkpoints").exists(), "no work may start on a bad config");
+    }
+    let (ok, msg) = ascent(&["pretrain", "--config", "/no/such/recipe.toml"]);
+    assert!(!ok && msg.contains("/no/such/recipe.toml"), "{msg}");
+}
+
+#[test]
+fn print_config_and_info() {
+    let (ok, toml) = ascent(&["pretrain", "--print-config"]);
+    assert!(ok && toml.contains("[model]") && toml.contains("preset = \"llama\""), "{toml}");
+    for preset in ["llama", "gpt2"] {
+        let (ok, msg) = ascent(&["info", "--preset", preset]);
+        assert!(ok && msg.contains("parameters:") && msg.contains("FLOPs per token"), "{msg}");
+    }
+}
