@@ -47,6 +47,21 @@ enum Command {
         #[arg(long, hide = true)]
         stop_after: Option<usize>,
     },
+    /// Generate the fixed-knowledge world: corpus.txt, kb.jsonl, tasks/{train,heldout}.jsonl, world.json.
+    World {
+        /// Fixes every entity, fact, rendering and task.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, default_value = "runs/world")]
+        out: PathBuf,
+        /// Times each biography is rendered (1 = one fixed template and order).
+        #[arg(long, default_value_t = 5)]
+        renderings: usize,
+        /// Number of people.
+        #[arg(long, default_value_t = 200)]
+        people: usize,
+    },
     /// Parameter and FLOP counts of an architecture.
     Info {
         /// Recipe file whose [model] section to describe; default recipe if absent.
@@ -165,6 +180,14 @@ fn main() -> Result<()> {
             if let Some(c) = s.last_checkpoint {
                 println!("checkpoint: {}", c.display());
             }
+        }
+        Command::World { seed, out, renderings, people } => {
+            let cfg = world::WorldConfig { seed, renderings, people, ..Default::default() };
+            cfg.validate()?;
+            let w = world::World::generate(&cfg)?;
+            let s = w.write(&out, renderings).with_context(|| format!("writing the world to {}", out.display()))?;
+            println!("world written to {}", out.display());
+            println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Command::Info { config, preset } => {
             let mut cfg = load_config(&config)?;
