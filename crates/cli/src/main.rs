@@ -1,5 +1,6 @@
 //! `ascent`: argument parsing, wiring and printing. The work happens in the library crates.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 // Tensor buffers are large and short-lived; mimalloc reuses them instead of returning them to
@@ -144,6 +145,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command {
