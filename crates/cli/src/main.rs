@@ -190,6 +190,20 @@ fn main() -> Result<()> {
             let s = w.write(&out, renderings).with_context(|| format!("writing the world to {}", out.display()))?;
             println!("world written to {}", out.display());
             println!("{}", serde_json::to_string_pretty(&s)?);
+            let d = w.decontamination(renderings)?;
+            world::write_atomic(&out.join("decontamination.json"), serde_json::to_string_pretty(&d)?.as_bytes())?;
+            println!(
+                "decontamination: {} held-out tasks, {} patterns searched in {:?}: {} hits",
+                d.heldout_tasks,
+                d.patterns,
+                d.sources,
+                d.hits.len()
+            );
+            anyhow::ensure!(
+                d.is_clean(),
+                "held-out tasks leak into training data; see {}",
+                out.join("decontamination.json").display()
+            );
         }
         Command::Info { config, preset } => {
             let mut cfg = load_config(&config)?;

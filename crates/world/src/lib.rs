@@ -11,7 +11,9 @@
 //!   person into train and held-out ([`World::tasks`], [`Task`], [`Family`]),
 //! - graders: answer verifiers ([`Verifier`], [`extract_answer`]) and a step-by-step trace
 //!   checker ([`verify_trace`]),
-//! - files on disk, written atomically ([`World::write`], [`WorldSummary`]).
+//! - files on disk, written atomically ([`World::write`], [`WorldSummary`]),
+//! - a decontamination check that no held-out question or worked answer is in any training
+//!   text ([`World::decontamination`], [`decontaminate`]).
 //!
 //! Knowledge from elsewhere comes in through [`import_triples`]; [`KnowledgeIndex`] and
 //! [`verify_trace`] work on any list of [`Fact`]s.
@@ -21,6 +23,7 @@
 
 mod config;
 mod corpus;
+mod decontam;
 mod error;
 mod io;
 mod names;
@@ -32,6 +35,7 @@ mod world;
 
 pub use config::{WorldConfig, MAX_NAMED, MAX_PEOPLE};
 pub use corpus::{fact_sentence, render, templates, TEMPLATES_PER_RELATION};
+pub use decontam::{decontaminate, Contamination, DecontaminationReport};
 pub use error::WorldError;
 pub use io::{tasks_jsonl, write_atomic, WorldSizes, WorldSummary, FORMAT_VERSION};
 pub use tasks::{task_people, Family, Task};

@@ -94,3 +94,29 @@ fn triples_report_bad_lines_by_number() {
     let msg = err.to_string();
     assert!(msg.contains("line 3: missing field `object`; line 5"), "{msg}");
 }
+
+#[test]
+fn heldout_questions_and_traces_are_not_in_training_data_and_leaks_are_caught() {
+    let w = world::World::generate(&world::WorldConfig { seed: 5, people: 60, ..Default::default() }).unwrap();
+    for r in [1, 5] {
+        let report = w.decontamination(r).unwrap();
+        assert!(report.heldout_tasks > 0 && report.patterns == 3 * report.heldout_tasks);
+        assert!(
+            report.is_clean(),
+            "a generated world leaks held-out tasks: {:?}",
+            &report.hits[..report.hits.len().min(5)]
+        );
+    }
+    // Plant a held-out question in the corpus and a held-out trace (reflowed onto one line) in
+    // the train tasks: both must be found, with the task named.
+    let heldout = w.tasks_in(world::Split::Heldout);
+    let (q, t) = (&heldout[3], &heldout[10]);
+    let mut sources = w.training_sources(1).unwrap();
+    sources[0].1.push_str(&format!("\n\n{}\n", q.question.to_uppercase()));
+    sources[1].1.push_str(&format!("\n\n{}\n", t.trace.replace('\n', " ")));
+    let report = world::decontaminate(&heldout, &sources);
+    let found: Vec<(&str, &str, &str)> =
+        report.hits.iter().map(|h| (h.task_id.as_str(), h.what, h.source.as_str())).collect();
+    assert!(found.contains(&(q.id.as_str(), "question", "corpus.txt")), "{found:?}");
+    assert!(found.contains(&(t.id.as_str(), "trace", "tasks/train.jsonl")), "{found:?}");
+}
