@@ -48,7 +48,7 @@ enum Command {
         #[arg(long, hide = true)]
         stop_after: Option<usize>,
     },
-    /// Generate the fixed-knowledge world: corpus.txt, kb.jsonl, tasks/{train,heldout}.jsonl, world.json.
+    /// Generate the fixed-knowledge world: corpus.txt, kb.jsonl, tasks/{train,heldout}.jsonl, world.json, tokenizer.json.
     World {
         /// Fixes every entity, fact, rendering and task.
         #[arg(long, default_value_t = 0)]
@@ -62,6 +62,9 @@ enum Command {
         /// Number of people.
         #[arg(long, default_value_t = 200)]
         people: usize,
+        /// Vocabulary of the world's BPE tokenizer (tokenizer.json).
+        #[arg(long, default_value_t = 512)]
+        vocab: usize,
     },
     /// Parameter and FLOP counts of an architecture.
     Info {
@@ -183,11 +186,24 @@ fn main() -> Result<()> {
                 println!("checkpoint: {}", c.display());
             }
         }
-        Command::World { seed, out, renderings, people } => {
+        Command::World { seed, out, renderings, people, vocab } => {
             let cfg = world::WorldConfig { seed, renderings, people, ..Default::default() };
             cfg.validate()?;
             let w = world::World::generate(&cfg)?;
-            let s = w.write(&out, renderings).with_context(|| format!("writing the world to {}", out.display()))?;
+            // One tokenizer per world, shared by every rendering count: byte-level BPE trained on
+            // the single-rendering corpus and the train tasks. It counts the corpus tokens.
+            let mut texts = w.corpus_documents(1)?;
+            texts.extend(w.tasks_in(world::Split::Train).into_iter().map(|t| format!("{}\n{}", t.question, t.trace)));
+            let tok = tokenizer::Tokenizer::train(
+                texts.iter(),
+                &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() },
+            )?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            tok.save(&out.join("tokenizer.json"))?;
+            let count = |text: &str| tok.encode(text).len() as u64;
+            let s = w
+                .write_counted(&out, renderings, Some(&count))
+                .with_context(|| format!("writing the world to {}", out.display()))?;
             println!("world written to {}", out.display());
             println!("{}", serde_json::to_string_pretty(&s)?);
             let d = w.decontamination(renderings)?;

@@ -177,9 +177,21 @@ impl World {
     /// Writes `corpus.txt`, `kb.jsonl`, `tasks/train.jsonl`, `tasks/heldout.jsonl` and
     /// `world.json` (last) under `dir`, each atomically. Same world and renderings ⇒ same bytes.
     pub fn write(&self, dir: &Path, renderings: usize) -> Result<WorldSummary, WorldError> {
+        self.write_counted(dir, renderings, None)
+    }
+
+    /// [`World::write`], with `world.json`'s `corpus_tokens` counted by `count_tokens` (this
+    /// crate has no tokenizer; the caller brings one).
+    pub fn write_counted(
+        &self,
+        dir: &Path,
+        renderings: usize,
+        count_tokens: Option<&dyn Fn(&str) -> u64>,
+    ) -> Result<WorldSummary, WorldError> {
         let corpus = self.corpus(renderings)?;
         let tasks = self.tasks();
-        let summary = self.summary_of(renderings, &corpus, &tasks)?;
+        let mut summary = self.summary_of(renderings, &corpus, &tasks)?;
+        summary.corpus_tokens = count_tokens.map(|count| count(&corpus));
         let task_dir = dir.join("tasks");
         fs::create_dir_all(&task_dir).map_err(io_err(&task_dir))?;
         write_atomic(&dir.join("corpus.txt"), corpus.as_bytes())?;
