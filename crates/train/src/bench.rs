@@ -14,7 +14,7 @@ use model::burn::prelude::*;
 use model::{engine, KvCache, Mlp, ModelConfig, Norm, Position, Transformer};
 use rayon::prelude::*;
 
-use crate::optim::sharded_grads;
+use crate::optim::{shard_count, sharded_grads};
 
 /// The flags of `torch_ref.py`, with its defaults.
 #[derive(Clone, Debug)]
@@ -152,7 +152,7 @@ pub fn bench_train(a: &BenchArgs) -> Result<BenchResult, String> {
     let mut opt = AdamWConfig::new().with_beta_2(0.95).with_epsilon(1e-8).with_weight_decay(0.1).init();
     let (x, y) = reference_tokens(a.batch, a.seq, a.vocab, &ad);
     // One micro-batch per thread where the batch divides evenly (see `optim::sharded_grads`).
-    let shards = if a.batch % a.threads.max(1) == 0 { a.threads.max(1) } else { 1 };
+    let shards = shard_count(a.batch, a.threads);
     let mut times = Vec::new();
     let mut parts = [Vec::new(), Vec::new()];
     let mut last = 0.0;
@@ -163,13 +163,13 @@ pub fn bench_train(a: &BenchArgs) -> Result<BenchResult, String> {
             m.loss(x.clone().narrow(0, i * rows, rows), y.clone().narrow(0, i * rows, rows), None)
         });
         last = losses.iter().sum::<f64>() / shards as f64;
-        let t2 = Instant::now();
+        let t1 = Instant::now();
         model = opt.step(1e-3, model, grads);
         let _ = device.sync();
-        let t3 = Instant::now();
+        let t2 = Instant::now();
         if step >= 3 {
-            times.push((t3 - t0).as_secs_f64());
-            for (p, d) in parts.iter_mut().zip([t2 - t0, t3 - t2]) {
+            times.push((t2 - t0).as_secs_f64());
+            for (p, d) in parts.iter_mut().zip([t1 - t0, t2 - t1]) {
                 p.push(d.as_secs_f64() * 1e3);
             }
         }

@@ -70,6 +70,17 @@ pub fn clip_global_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_n
     norm
 }
 
+/// How many shards [`sharded_grads`] should split a batch of `batch` rows into: one per compute
+/// thread where the rows divide evenly, else one.
+pub fn shard_count(batch: usize, threads: usize) -> usize {
+    let threads = threads.max(1);
+    if batch % threads == 0 {
+        threads
+    } else {
+        1
+    }
+}
+
 /// Gradients of the mean loss over `shards` (equal-sized micro-batches), computed concurrently:
 /// one shard per compute thread, each with its own forward and backward graph. On the CPU
 /// backend most non-GEMM kernels are single-threaded, so running whole micro-batches side by
@@ -82,27 +93,22 @@ where
     F: Fn(usize, &Transformer) -> Tensor<1> + Sync,
 {
     let factor = scale / shards as f32;
-    if shards == 1 {
-        let loss = loss_of(0, model);
+    let grads_of = |i: usize, m: &Transformer| {
+        let loss = loss_of(i, m);
         let value = loss.clone().into_scalar::<f32>() as f64;
         let loss = if factor != 1.0 { loss * factor } else { loss };
-        return (GradientsParams::from_grads(loss.backward(), model), vec![value]);
+        (GradientsParams::from_grads(loss.backward(), m), value)
+    };
+    if shards == 1 {
+        let (g, value) = grads_of(0, model);
+        return (g, vec![value]);
     }
     // Each shard gets its own parameter leaves (same values and ids, no shared autodiff nodes):
     // burn's autodiff merges graphs that share nodes, and concurrent forward/backward passes
     // on one merged graph deadlock on its locks.
     let replicas: Vec<Transformer> = (0..shards).map(|_| model.clone().map(&mut FreshLeaves)).collect();
-    let results: Vec<(GradientsParams, f64)> = replicas
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, replica)| {
-            let model = &replica;
-            let loss = loss_of(i, model);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            let loss = if factor != 1.0 { loss * factor } else { loss };
-            (GradientsParams::from_grads(loss.backward(), model), value)
-        })
-        .collect();
+    let results: Vec<(GradientsParams, f64)> =
+        replicas.into_par_iter().enumerate().map(|(i, replica)| grads_of(i, &replica)).collect();
     let mut acc = GradientsAccumulator::<Transformer>::new();
     let mut losses = Vec::with_capacity(shards);
     for (g, l) in results {

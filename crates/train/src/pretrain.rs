@@ -29,7 +29,7 @@ use crate::config::{PretrainConfig, Resolved};
 use crate::corpus;
 use crate::data::{eval_batch, Sampler, TokenData};
 use crate::error::{io_err, TrainError};
-use crate::optim::{adamw, clip_global_norm, sharded_grads};
+use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
 use crate::schedule::lr_at;
 
 /// Number of documents in the built-in corpus.
@@ -217,8 +217,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     let device = engine::device(backend).map_err(TrainError::Engine)?;
     // Micro-batches run one per compute thread where the batch divides evenly; the split only
     // changes floating-point summation order (see `optim::sharded_grads`).
-    let threads = rayon::current_num_threads().max(1);
-    let shards = if t.batch_size % threads == 0 { threads } else { 1 };
+    let shards = shard_count(t.batch_size, rayon::current_num_threads());
     let train_device = engine::training_device(&device);
     let mut model = engine::with_seed(&device, cfg.seed, || Transformer::new(&mcfg, &train_device));
     let mut optim = adamw(&cfg.optim);
