@@ -66,6 +66,56 @@ enum Command {
         #[arg(long, default_value_t = 512)]
         vocab: usize,
     },
+    /// Climb the ladder: one world, a model trained on it, one lever per rung, each re-measured
+    /// on held-out questions. Writes report.md, report.html and report.json to --out.
+    Ladder {
+        /// smoke (about a minute, numbers meaningless) | default (minutes on a 2-core CPU) | large (GPU).
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Seed of the world, the weights and the data order.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder; a rerun reuses its finished rungs and resumes a killed one.
+        #[arg(long, default_value = "runs/ladder")]
+        out: PathBuf,
+        /// Rerun every rung instead of reusing finished ones.
+        #[arg(long)]
+        fresh: bool,
+        /// Your own knowledge base (JSONL triples) instead of the generated world.
+        #[arg(long)]
+        kb: Option<PathBuf>,
+        /// Compute threads (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Change a preset field: --set steps=600 --set sft.optim.lr=5e-4 (changed rungs rerun).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Stop after this rung.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Answer tasks greedily with a checkpoint and grade them: accuracy per family and hop depth
+    /// with 95% intervals, printed as a table and written as JSON.
+    Eval {
+        /// A checkpoint folder (…/checkpoints/step-N) or a run folder (its newest checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Tasks as JSONL (e.g. runs/world/tasks/heldout.jsonl).
+        #[arg(long)]
+        tasks: PathBuf,
+        /// direct (the answer after the question) | trace (reasoning, then the answer).
+        #[arg(long, default_value = "direct")]
+        mode: String,
+        /// Where to write the JSON report (scores and every graded answer); default: next to the tasks file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Score only the first N tasks of each family (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Prompts decoded together per thread.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
     /// Parameter and FLOP counts of an architecture.
     Info {
         /// Recipe file whose [model] section to describe; default recipe if absent.
@@ -220,6 +270,65 @@ fn main() -> Result<()> {
                 "held-out tasks leak into training data; see {}",
                 out.join("decontamination.json").display()
             );
+        }
+        Command::Ladder { preset, seed, out, fresh, kb, threads, overrides, until } => {
+            let opts = ladder::LadderOptions {
+                preset,
+                seed,
+                out: out.clone(),
+                fresh,
+                quiet: false,
+                kb,
+                threads,
+                overrides,
+                until,
+            };
+            let mut print_row = |r: &report::RungReport| {
+                let fams: Vec<String> = report::FAMILY_ORDER
+                    .iter()
+                    .filter_map(|f| r.accuracy.get(*f).map(|a| format!("{f} {:.0}%", 100.0 * a)))
+                    .collect();
+                println!(
+                    "rung {:<13} knowledge {} corpus {} | {} | recall probe train {:.0}% held-out {:.0}% | {:.0}s{}",
+                    r.name,
+                    &r.knowledge_sha256[..12],
+                    &r.corpus_sha256[..12],
+                    fams.join(", "),
+                    100.0 * r.recall_probe.train,
+                    100.0 * r.recall_probe.heldout,
+                    r.seconds,
+                    if r.reused { " (reused)" } else { "" }
+                );
+            };
+            let rep = ladder::run(&opts, &mut print_row).context("the ladder failed")?;
+            println!(
+                "ladder done in {:.0}s: {} rungs; knowledge {} ({} facts)",
+                rep.total_seconds,
+                rep.rungs.len(),
+                rep.world.knowledge_sha256,
+                rep.world.facts
+            );
+            println!("report: {}", out.join("report.md").display());
+        }
+        Command::Eval { checkpoint, tasks, mode, out, limit, batch } => {
+            let mode: train::eval::AnswerMode = mode.parse().map_err(anyhow::Error::msg)?;
+            let mut list = train::eval::read_tasks(&tasks)?;
+            if limit > 0 {
+                let mut seen = std::collections::BTreeMap::<String, usize>::new();
+                list.retain(|t| {
+                    let n = seen.entry(t.family.as_str().to_string()).or_default();
+                    *n += 1;
+                    *n <= limit
+                });
+            }
+            let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
+            let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
+            let opts = train::eval::EvalOptions { mode, batch, max_new: None };
+            let r = train::eval::evaluate(&m, &tok, &list, &opts, &device)?;
+            print!("{}", r.table());
+            let out = out.unwrap_or_else(|| tasks.with_extension("eval.json"));
+            train::checkpoint::write_atomic(&out, serde_json::to_string_pretty(&r)?.as_bytes())?;
+            println!("{} tasks in {:.1}s; report: {}", r.overall.n, r.seconds, out.display());
         }
         Command::Info { config, preset } => {
             let mut cfg = load_config(&config)?;

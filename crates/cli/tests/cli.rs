@@ -56,3 +56,24 @@ fn world_is_written_and_identical_for_the_same_seed() {
         assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
     }
 }
+
+#[test]
+fn ladder_and_eval_refuse_bad_input_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ladder");
+    let (ok, msg) = ascent(&["ladder", "--preset", "enormous", "--out", out.to_str().unwrap()]);
+    assert!(!ok && msg.contains("enormous") && msg.contains("smoke, default, large"), "{msg}");
+    assert!(!out.join("rungs").exists() && !out.join("world").exists(), "no work may start");
+    let (ok, msg) = ascent(&["ladder", "--preset", "smoke", "--until", "nope", "--out", out.to_str().unwrap()]);
+    assert!(!ok && msg.contains("--until nope"), "{msg}");
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(&tasks, "").unwrap();
+    let (ok, msg) = ascent(&["eval", "--checkpoint", "/no/such/run", "--tasks", tasks.to_str().unwrap()]);
+    assert!(!ok && msg.contains("no tasks"), "{msg}");
+    std::fs::write(&tasks, "{\"id\":\"x\"}\n").unwrap();
+    let (ok, msg) = ascent(&["eval", "--checkpoint", "/no/such/run", "--tasks", tasks.to_str().unwrap()]);
+    assert!(!ok && msg.contains(":1:"), "{msg}");
+    let (ok, msg) =
+        ascent(&["eval", "--checkpoint", "/no/such/run", "--tasks", tasks.to_str().unwrap(), "--mode", "x"]);
+    assert!(!ok && msg.contains("unknown answer mode"), "{msg}");
+}

@@ -62,6 +62,11 @@ pub fn set_threads(threads: usize) -> bool {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().is_ok()
 }
 
+/// Compute threads of the CPU backend (the size of the global rayon pool).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// Seed the engine's random generator (initialisation, `random`, `categorical`).
 ///
 /// The CPU backend keeps one generator per process, so a seed followed by draws is only

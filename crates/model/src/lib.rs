@@ -3,6 +3,7 @@
 //! - [`config`]: the architecture as data (enums for every choice), validation, presets,
 //!   parameter and FLOP counts.
 //! - [`transformer`]: the burn module, its forward pass, the KV cache and the loss.
+//! - [`generate`]: greedy decoding with a KV cache, batched by prompt length.
 //! - [`weights`]: safetensors (Hugging Face Llama layout) to and from bytes.
 //! - [`engine`]: the few things specific to the tensor engine (devices, seeding, threads).
 //!
@@ -10,6 +11,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod generate;
 pub mod transformer;
 pub mod weights;
 

@@ -18,6 +18,34 @@ pub struct TokenData {
 }
 
 impl TokenData {
+    /// Tokenise training and validation documents given separately (every `train` document trains).
+    pub fn build_split(train: &[String], val: &[String], tok: &Tokenizer, seq_len: usize) -> Result<Self, TrainError> {
+        let stream = |docs: &[String]| {
+            let mut out = Vec::new();
+            for d in docs {
+                out.extend(tok.encode(d));
+                out.push(Special::Eos.id());
+            }
+            out
+        };
+        let data = Self { train: stream(train), val: stream(val) };
+        data.check(seq_len)?;
+        Ok(data)
+    }
+
+    fn check(&self, seq_len: usize) -> Result<(), TrainError> {
+        for (name, s) in [("training", &self.train), ("validation", &self.val)] {
+            if s.len() < seq_len + 2 {
+                return Err(TrainError::Data(format!(
+                    "the {name} split has {} tokens, fewer than one window of train.seq_len + 1 = {}; use more text or a shorter seq_len",
+                    s.len(),
+                    seq_len + 1
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Tokenise `docs`; a seeded shuffle picks `val_fraction` of them (at least one) for validation.
     pub fn build(
         docs: &[String],
@@ -42,15 +70,7 @@ impl TokenData {
             out
         };
         let data = Self { val: stream(&order[..n_val]), train: stream(&order[n_val..]) };
-        for (name, s) in [("training", &data.train), ("validation", &data.val)] {
-            if s.len() < seq_len + 2 {
-                return Err(TrainError::Data(format!(
-                    "the {name} split has {} tokens, fewer than one window of train.seq_len + 1 = {}; use more text or a shorter seq_len",
-                    s.len(),
-                    seq_len + 1
-                )));
-            }
-        }
+        data.check(seq_len)?;
         Ok(data)
     }
 }

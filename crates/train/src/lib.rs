@@ -1,11 +1,14 @@
-//! Training for ascent: the pretraining stage, its data loader, optimiser set-up, learning-rate
-//! schedules, atomic checkpoints with exact resume, and the throughput benchmarks.
+//! Training for ascent: the pretraining and fine-tuning stages, evaluation, the data loader,
+//! optimiser set-up, learning-rate schedules, atomic checkpoints with exact resume, and the
+//! throughput benchmarks.
 //!
 //! - [`config`]: the TOML recipe and its validation.
 //! - [`corpus`], [`data`]: text → token stream → seeded random windows.
 //! - [`optim`], [`schedule`]: AdamW with global-norm clipping; constant / cosine / WSD.
 //! - [`checkpoint`]: the on-disk checkpoint format.
 //! - [`pretrain`]: the loop.
+//! - [`sft`]: supervised fine-tuning on (prompt, completion) examples with replay.
+//! - [`eval`]: the question-answer format, greedy answers graded by the tasks' verifiers.
 //! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
 
 pub mod bench;
@@ -14,9 +17,11 @@ pub mod config;
 pub mod corpus;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod optim;
 pub mod pretrain;
 pub mod schedule;
+pub mod sft;
 
 pub use config::PretrainConfig;
 pub use error::TrainError;

@@ -207,7 +207,12 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     }
     let mcfg = resolved.model.clone();
     let t = &cfg.train;
-    let data = TokenData::build(&docs, &tok, cfg.data.val_fraction, cfg.seed, t.seq_len)?;
+    let data = if cfg.data.val_corpus.is_empty() {
+        TokenData::build(&docs, &tok, cfg.data.val_fraction, cfg.seed, t.seq_len)?
+    } else {
+        let val = corpus::from_file(Path::new(&cfg.data.val_corpus))?;
+        TokenData::build_split(&docs, &val, &tok, t.seq_len)?
+    };
 
     // Engine.
     let backend: engine::Backend = cfg.backend.parse().map_err(TrainError::Engine)?;

@@ -1,8 +1,10 @@
 //! The knowledge corpus: one biography per person and one short description per city,
-//! university and company, each rendered `renderings` times.
+//! university and company, each rendered `renderings` times. A [`crate::KnowledgeBase`] is
+//! rendered by the same code, one document per subject.
 //!
 //! Every relation has [`TEMPLATES_PER_RELATION`] sentence templates (`{s}` = subject,
-//! `{o}` = object). Template 0 is the *canonical* sentence: it is the only one used when
+//! `{o}` = object); a relation that is not one of the world's gets five generic ones built from
+//! its name ([`generic_sentence`]). Template 0 is the *canonical* sentence: it is the only one used when
 //! `renderings == 1` (with the fixed relation order of [`Relation::ALL`]), and it is the sentence
 //! form of gold reasoning traces (see [`fact_sentence`]). With more renderings, each fact gets a
 //! seeded permutation of its templates (rendering `r` uses entry `r mod 5`) and each rendering
@@ -95,9 +97,57 @@ pub fn templates(relation: Relation) -> &'static [&'static str; TEMPLATES_PER_RE
     }
 }
 
-/// Fills a template.
+/// Fills a template: each `{s}` becomes `subject` and each `{o}` becomes `object`, in one pass,
+/// so a name that itself contains `{o}` is left as it is.
 pub fn render(template: &str, subject: &str, object: &str) -> String {
-    template.replace("{s}", subject).replace("{o}", object)
+    let mut out = String::with_capacity(template.len() + subject.len() + object.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("{s}") {
+            out.push_str(subject);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{o}") {
+            out.push_str(object);
+            rest = after;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A relation name as words in a sentence: trimmed, underscores as spaces
+/// (`publication_year` → `publication year`).
+pub fn relation_words(relation: &str) -> String {
+    relation.trim().replace('_', " ")
+}
+
+/// Sentence `template` (taken modulo [`TEMPLATES_PER_RELATION`]) of a fact whose relation is not
+/// one of the world's: five phrasings built from the relation's words. Template 0,
+/// `The {relation} of {subject} is {object}.`, is the canonical one (see [`fact_sentence`]).
+pub fn generic_sentence(template: usize, relation: &str, subject: &str, object: &str) -> String {
+    let rel = relation_words(relation);
+    match template % TEMPLATES_PER_RELATION {
+        0 => format!("The {rel} of {subject} is {object}."),
+        1 => format!("{subject}'s {rel} is {object}."),
+        2 => format!("{object} is the {rel} of {subject}."),
+        3 => format!("For {subject}, the {rel} is {object}."),
+        _ => format!("{subject} has the {rel} {object}."),
+    }
+}
+
+/// Sentence `template` (modulo [`TEMPLATES_PER_RELATION`]) of any fact: the world's templates
+/// for the world's relations ([`templates`]), [`generic_sentence`] for any other relation.
+/// Template 0 is [`fact_sentence`].
+pub fn fact_template_sentence(fact: &Fact, template: usize) -> String {
+    match Relation::parse(fact.relation.trim()) {
+        Some(r) => render(templates(r)[template % TEMPLATES_PER_RELATION], &fact.subject, &fact.object),
+        None => generic_sentence(template, &fact.relation, &fact.subject, &fact.object),
+    }
 }
 
 /// The middle of the canonical template of `relation` (`" was born in "` for `birth_city`).
@@ -108,12 +158,10 @@ pub(crate) fn canonical_middle(relation: Relation) -> &'static str {
 }
 
 /// The canonical sentence of a fact, as used in gold traces: template 0 for the world's
-/// relations, `The {relation} of {subject} is {object}.` for any other relation.
+/// relations, `The {relation} of {subject} is {object}.` for any other relation (with the
+/// relation's underscores as spaces, [`relation_words`]). [`crate::verify_trace`] parses both.
 pub fn fact_sentence(fact: &Fact) -> String {
-    match Relation::parse(&fact.relation) {
-        Some(r) => render(templates(r)[0], &fact.subject, &fact.object),
-        None => format!("The {} of {} is {}.", fact.relation, fact.subject, fact.object),
-    }
+    fact_template_sentence(fact, 0)
 }
 
 /// One describable subject: its name and its `(relation, object)` facts.
@@ -121,6 +169,60 @@ struct Subject {
     key: String,
     name: String,
     facts: Vec<(Relation, String)>,
+}
+
+/// Renders documents, one per subject per rendering pass, the same way for every source of
+/// knowledge (see the module docs). `subjects` lists each subject's stable key (it seeds the
+/// subject's sentence order) and its number of facts; `sentence(subject, fact, template)` renders
+/// one fact with one template (`0..TEMPLATES_PER_RELATION`).
+///
+/// The template permutations are drawn for every fact before any rendering, independently of
+/// `renderings`, so a corpus rendered 3 times is a prefix-compatible subset of the same one
+/// rendered 5 times.
+pub(crate) fn render_documents(
+    seed: u64,
+    subjects: &[(String, usize)],
+    renderings: usize,
+    sentence: impl Fn(usize, usize, usize) -> String,
+) -> Result<Vec<String>, WorldError> {
+    if renderings == 0 {
+        return Err(WorldError::Renderings(0));
+    }
+    let mut rng = SplitMix64::stream(seed, "corpus/templates");
+    let perms: Vec<Vec<[usize; TEMPLATES_PER_RELATION]>> = subjects
+        .iter()
+        .map(|(_, n)| {
+            (0..*n)
+                .map(|_| {
+                    let mut p = [0, 1, 2, 3, 4];
+                    rng.shuffle(&mut p);
+                    p
+                })
+                .collect()
+        })
+        .collect();
+    let mut docs = Vec::with_capacity(renderings * subjects.len());
+    for r in 0..renderings {
+        for (si, ((key, _), perm)) in subjects.iter().zip(&perms).enumerate() {
+            let mut sentences: Vec<String> = perm
+                .iter()
+                .enumerate()
+                .map(|(fi, p)| sentence(si, fi, if renderings == 1 { 0 } else { p[r % TEMPLATES_PER_RELATION] }))
+                .collect();
+            if renderings > 1 {
+                SplitMix64::stream(seed, &format!("corpus/order/{key}/{r}")).shuffle(&mut sentences);
+            }
+            docs.push(sentences.join(" "));
+        }
+    }
+    Ok(docs)
+}
+
+/// Documents joined into corpus text: one blank line between documents, a final newline.
+pub(crate) fn join_documents(docs: &[String]) -> String {
+    let mut s = docs.join("\n\n");
+    s.push('\n');
+    s
 }
 
 impl World {
@@ -158,54 +260,17 @@ impl World {
 
     /// The documents of the corpus for `renderings` renderings (see the module docs).
     pub fn corpus_documents(&self, renderings: usize) -> Result<Vec<String>, WorldError> {
-        if renderings == 0 {
-            return Err(WorldError::Renderings(0));
-        }
         let subjects = self.subjects();
-        // Template permutations per (subject, fact), drawn independently of `renderings`, so a
-        // world rendered 3 times is a prefix-compatible subset of the same world rendered 5 times.
-        let mut rng = SplitMix64::stream(self.config.seed, "corpus/templates");
-        let perms: Vec<Vec<[usize; TEMPLATES_PER_RELATION]>> = subjects
-            .iter()
-            .map(|s| {
-                s.facts
-                    .iter()
-                    .map(|_| {
-                        let mut p = [0, 1, 2, 3, 4];
-                        rng.shuffle(&mut p);
-                        p
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut docs = Vec::with_capacity(renderings * subjects.len());
-        for r in 0..renderings {
-            for (s, perm) in subjects.iter().zip(&perms) {
-                let mut sentences: Vec<String> = s
-                    .facts
-                    .iter()
-                    .zip(perm)
-                    .map(|((rel, obj), p)| {
-                        let t = if renderings == 1 { 0 } else { p[r % TEMPLATES_PER_RELATION] };
-                        render(templates(*rel)[t], &s.name, obj)
-                    })
-                    .collect();
-                if renderings > 1 {
-                    SplitMix64::stream(self.config.seed, &format!("corpus/order/{}/{r}", s.key))
-                        .shuffle(&mut sentences);
-                }
-                docs.push(sentences.join(" "));
-            }
-        }
-        Ok(docs)
+        let shape: Vec<(String, usize)> = subjects.iter().map(|s| (s.key.clone(), s.facts.len())).collect();
+        render_documents(self.config.seed, &shape, renderings, |si, fi, t| {
+            let (s, (rel, obj)) = (&subjects[si], &subjects[si].facts[fi]);
+            render(templates(*rel)[t], &s.name, obj)
+        })
     }
 
     /// The corpus text for `renderings` renderings (at least 1).
     pub fn corpus(&self, renderings: usize) -> Result<String, WorldError> {
-        let docs = self.corpus_documents(renderings)?;
-        let mut s = docs.join("\n\n");
-        s.push('\n');
-        Ok(s)
+        Ok(join_documents(&self.corpus_documents(renderings)?))
     }
 
     /// SHA-256 (hex) of [`World::corpus`].
@@ -232,5 +297,23 @@ mod tests {
         }
         // The canonical middles must not be confusable except by trying both parses.
         assert_eq!(canonical_middle(Relation::BirthCity), " was born in ");
+    }
+
+    #[test]
+    fn render_fills_once_and_generic_templates_are_distinct() {
+        assert_eq!(render("{s} likes {o}.", "A{o}", "B{s}"), "A{o} likes B{s}.");
+        assert_eq!(render("{x} {s}", "A", "B"), "{x} A");
+        let f = Fact { subject: "Copper Tide".into(), relation: "publication_year".into(), object: "1947".into() };
+        let all: std::collections::HashSet<String> =
+            (0..TEMPLATES_PER_RELATION).map(|t| fact_template_sentence(&f, t)).collect();
+        assert_eq!(all.len(), TEMPLATES_PER_RELATION);
+        for s in &all {
+            assert!(s.contains("Copper Tide") && s.contains("1947") && s.contains("publication year"), "{s}");
+        }
+        assert_eq!(fact_sentence(&f), "The publication year of Copper Tide is 1947.");
+        assert_eq!(fact_template_sentence(&f, 5), fact_sentence(&f));
+        // World relations keep the world's sentences.
+        let f = Fact { subject: "Ada".into(), relation: "birth_city".into(), object: "Lormet".into() };
+        assert_eq!(fact_sentence(&f), "Ada was born in Lormet.");
     }
 }

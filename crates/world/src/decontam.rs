@@ -43,6 +43,7 @@ pub struct DecontaminationReport {
 }
 
 impl DecontaminationReport {
+    /// No held-out question or worked answer was found in any training source.
     pub fn is_clean(&self) -> bool {
         self.hits.is_empty()
     }
@@ -85,19 +86,19 @@ pub fn decontaminate(heldout: &[Task], sources: &[(String, String)]) -> Decontam
     }
 }
 
+/// The training sources of any knowledge: the corpus text and every train task (question,
+/// answer, trace and tool trace), named by the files they are written to.
+pub(crate) fn training_sources_of(corpus: String, train: &[Task]) -> Vec<(String, String)> {
+    let train: Vec<String> =
+        train.iter().map(|t| format!("{}\n{}\n{}\n{}", t.question, t.answer, t.trace, t.tool_trace)).collect();
+    vec![("corpus.txt".to_string(), corpus), ("tasks/train.jsonl".to_string(), train.join("\n\n"))]
+}
+
 impl World {
     /// The training sources a world provides: the corpus at `renderings` and every train task
     /// (question, answer, trace and tool trace).
     pub fn training_sources(&self, renderings: usize) -> Result<Vec<(String, String)>, WorldError> {
-        let train: Vec<String> = self
-            .tasks_in(Split::Train)
-            .iter()
-            .map(|t| format!("{}\n{}\n{}\n{}", t.question, t.answer, t.trace, t.tool_trace))
-            .collect();
-        Ok(vec![
-            ("corpus.txt".to_string(), self.corpus(renderings)?),
-            ("tasks/train.jsonl".to_string(), train.join("\n\n")),
-        ])
+        Ok(training_sources_of(self.corpus(renderings)?, &self.tasks_in(Split::Train)))
     }
 
     /// Check this world's held-out tasks against its own training sources.

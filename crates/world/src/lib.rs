@@ -15,8 +15,13 @@
 //! - a decontamination check that no held-out question or worked answer is in any training
 //!   text ([`World::decontamination`], [`decontaminate`]).
 //!
-//! Knowledge from elsewhere comes in through [`import_triples`]; [`KnowledgeIndex`] and
-//! [`verify_trace`] work on any list of [`Fact`]s.
+//! Knowledge from elsewhere comes in as JSON-lines triples: [`import_triples`] parses them into
+//! [`Fact`]s, and [`KnowledgeBase::from_jsonl`] (with a [`KbConfig`]) builds on them the same
+//! machinery as the world's: a multi-rendered corpus, tasks in every family the data allows, a
+//! seeded train/held-out split by entity, the same files and the same decontamination check.
+//! The [`Knowledge`] trait, implemented by both [`World`] and [`KnowledgeBase`], is what the rest
+//! of the ladder takes (`&dyn Knowledge`), so it is not bound to the generated world.
+//! [`KnowledgeIndex`] and [`verify_trace`] work on any list of [`Fact`]s.
 //!
 //! Everything is deterministic: the same config gives the same bytes on every platform (the
 //! generator uses its own SplitMix64, not a library RNG whose streams may change).
@@ -26,6 +31,8 @@ mod corpus;
 mod decontam;
 mod error;
 mod io;
+mod kb;
+mod knowledge;
 mod names;
 mod rng;
 mod tasks;
@@ -34,10 +41,14 @@ mod verify;
 mod world;
 
 pub use config::{WorldConfig, MAX_NAMED, MAX_PEOPLE};
-pub use corpus::{fact_sentence, render, templates, TEMPLATES_PER_RELATION};
+pub use corpus::{
+    fact_sentence, fact_template_sentence, generic_sentence, relation_words, render, templates, TEMPLATES_PER_RELATION,
+};
 pub use decontam::{decontaminate, Contamination, DecontaminationReport};
 pub use error::WorldError;
-pub use io::{tasks_jsonl, write_atomic, WorldSizes, WorldSummary, FORMAT_VERSION};
+pub use io::{tasks_jsonl, write_atomic, KbSizes, WorldSizes, WorldSummary, FORMAT_VERSION};
+pub use kb::{KbConfig, KnowledgeBase, ENTITY_TYPE, NUMBER_TYPE};
+pub use knowledge::Knowledge;
 pub use tasks::{task_people, Family, Task};
 pub use triples::import_triples;
 pub use verify::{extract_answer, normalize_name, verify, verify_trace, KnowledgeIndex, TraceCheck, Verifier};

@@ -18,16 +18,17 @@
 //! # Splits
 //! A task lists in `people` every person its question, trace or answer mentions; it is only
 //! generated when all of them share one split, and that is the task's split. So no train task
-//! even names a held-out person.
+//! even names a held-out person. The tasks of a [`crate::KnowledgeBase`] use the same formats
+//! and rule, with the entities of its split type in place of people.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{render, templates};
+use crate::corpus::{fact_sentence, render, templates};
 use crate::rng::SplitMix64;
 use crate::verify::Verifier;
-use crate::world::{Relation, Split, World};
+use crate::world::{Fact, Relation, Split, World};
 
 /// The task families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,7 +77,8 @@ impl Family {
 /// One question with everything needed to train on it and to grade it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
-    /// Unique, stable id: `family/kind/p0012` or `family/kind/p0012-p0040` (person indices).
+    /// Unique, stable id: `family/kind/p0012` or `family/kind/p0012-p0040` (person indices); for
+    /// a knowledge base `family/relations/e0012[-e0040]` (entity indices in name order).
     pub id: String,
     /// The family.
     pub family: Family,
@@ -88,9 +90,10 @@ pub struct Task {
     pub verifier: Verifier,
     /// Number of facts retrieved by the gold trace.
     pub hops: u32,
-    /// The split (that of every person in `people`).
+    /// The split (that of every person in `people`; train if `people` is empty).
     pub split: Split,
-    /// Full names of every person the question, trace or answer mentions.
+    /// Full names of every person the question, trace or answer mentions (for a knowledge base:
+    /// every entity of its split type).
     pub people: Vec<String>,
     /// Gold reasoning trace (see the module docs), ending `Answer: X`.
     pub trace: String,
@@ -98,31 +101,56 @@ pub struct Task {
     pub tool_trace: String,
 }
 
-/// Accumulates the steps of a task's traces.
+/// Accumulates the steps of a task's traces (shared by the world's tasks and those of a
+/// [`crate::KnowledgeBase`]).
 #[derive(Default)]
-struct Chain {
-    text: Vec<String>,
-    tool: Vec<String>,
-    people: Vec<usize>,
-    hops: u32,
+pub(crate) struct Chain {
+    /// Gold-trace lines.
+    pub(crate) text: Vec<String>,
+    /// Tool-trace lines.
+    pub(crate) tool: Vec<String>,
+    /// Entities the task mentions (person indices for the world, entity indices for a knowledge
+    /// base); they decide the task's split.
+    pub(crate) people: Vec<usize>,
+    /// Facts retrieved.
+    pub(crate) hops: u32,
 }
 
 impl Chain {
-    fn with(people: &[usize]) -> Self {
+    pub(crate) fn with(people: &[usize]) -> Self {
         Self { people: people.to_vec(), ..Self::default() }
     }
 
-    /// A retrieved fact: a canonical sentence and a `lookup` call.
+    /// A retrieved world fact: its canonical sentence and a `lookup` call.
     fn fact(&mut self, rel: Relation, subject: &str, object: &str) {
-        self.text.push(render(templates(rel)[0], subject, object));
-        self.tool.push(format!("lookup({subject}, {}) -> {object}", rel.as_str()));
+        self.lookup(rel.as_str(), subject, object);
+    }
+
+    /// A retrieved fact of any relation: its canonical sentence ([`fact_sentence`]) and a
+    /// `lookup` call.
+    pub(crate) fn lookup(&mut self, relation: &str, subject: &str, object: &str) {
+        let fact = Fact { subject: subject.to_string(), relation: relation.to_string(), object: object.to_string() };
+        self.text.push(fact_sentence(&fact));
+        self.tool.push(format!("lookup({subject}, {relation}) -> {object}"));
         self.hops += 1;
     }
 
-    fn step(&mut self, text: String, tool: String) {
+    /// A computation step, in both trace forms.
+    pub(crate) fn step(&mut self, text: String, tool: String) {
         self.text.push(text);
         self.tool.push(tool);
     }
+}
+
+/// Trace lines followed by the final `Answer: X` line.
+pub(crate) fn finish_trace(lines: Vec<String>, answer: &str) -> String {
+    let mut s = lines.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s.push_str("Answer: ");
+    s.push_str(answer);
+    s
 }
 
 struct Gen<'a> {
@@ -166,17 +194,8 @@ impl Gen<'_> {
         let mut seen = HashSet::new();
         let people: Vec<String> = chain.people.iter().filter(|&&p| seen.insert(p)).map(|&p| self.name(p)).collect();
         let ids: Vec<String> = subjects.iter().map(|i| format!("p{i:04}")).collect();
-        let finish = |lines: Vec<String>| {
-            let mut s = lines.join("\n");
-            if !s.is_empty() {
-                s.push('\n');
-            }
-            s.push_str("Answer: ");
-            s.push_str(&answer);
-            s
-        };
-        let trace = finish(chain.text);
-        let tool_trace = finish(chain.tool);
+        let trace = finish_trace(chain.text, &answer);
+        let tool_trace = finish_trace(chain.tool, &answer);
         self.tasks.push(Task {
             id: format!("{}/{kind}/{}", family.as_str(), ids.join("-")),
             family,

@@ -11,8 +11,27 @@ const FIELDS: [&str; 5] = ["subject", "relation", "object", "subject_type", "obj
 /// `subject_type` / `object_type`, as in `kb.jsonl`) into facts, in order. Blank lines are
 /// skipped. Every malformed line is reported, with its 1-based number, in one
 /// [`WorldError::Import`]. Importing [`crate::World::kb_jsonl`] gives back [`crate::World::facts`].
+/// To make a corpus and tasks from the facts, see [`crate::KnowledgeBase`].
 pub fn import_triples(text: &str) -> Result<Vec<Fact>, WorldError> {
-    let mut facts = Vec::new();
+    Ok(parse_records(text)?.into_iter().map(|r| r.fact).collect())
+}
+
+/// One parsed line of a triples file.
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    /// 1-based line number.
+    pub(crate) line: usize,
+    /// The triple, exactly as written.
+    pub(crate) fact: Fact,
+    /// The declared subject type, if any.
+    pub(crate) subject_type: Option<String>,
+    /// The declared object type, if any.
+    pub(crate) object_type: Option<String>,
+}
+
+/// [`import_triples`], keeping each line's number and declared types.
+pub(crate) fn parse_records(text: &str) -> Result<Vec<Record>, WorldError> {
+    let mut records = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_start_matches('\u{feff}').trim();
@@ -20,18 +39,22 @@ pub fn import_triples(text: &str) -> Result<Vec<Fact>, WorldError> {
             continue;
         }
         match parse_line(line) {
-            Ok(f) => facts.push(f),
+            Ok((fact, subject_type, object_type)) => {
+                records.push(Record { line: i + 1, fact, subject_type, object_type })
+            }
             Err(e) => errors.push(format!("line {}: {e}", i + 1)),
         }
     }
     if errors.is_empty() {
-        Ok(facts)
+        Ok(records)
     } else {
         Err(WorldError::Import(errors))
     }
 }
 
-fn parse_line(line: &str) -> Result<Fact, String> {
+type Parsed = (Fact, Option<String>, Option<String>);
+
+fn parse_line(line: &str) -> Result<Parsed, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
     let Value::Object(map) = value else { return Err("not a JSON object".into()) };
     let mut problems = Vec::new();
@@ -61,10 +84,12 @@ fn parse_line(line: &str) -> Result<Fact, String> {
     let subject = get("subject", true);
     let relation = get("relation", true);
     let object = get("object", true);
-    get("subject_type", false);
-    get("object_type", false);
+    let subject_type = get("subject_type", false);
+    let object_type = get("object_type", false);
     match (subject, relation, object) {
-        (Some(subject), Some(relation), Some(object)) if problems.is_empty() => Ok(Fact { subject, relation, object }),
+        (Some(subject), Some(relation), Some(object)) if problems.is_empty() => {
+            Ok((Fact { subject, relation, object }, subject_type, object_type))
+        }
         _ => Err(problems.join(", ")),
     }
 }

@@ -203,23 +203,26 @@ fn check_computation(sentence: &str) -> Option<bool> {
     }
 }
 
-/// A fact sentence (canonical or generic form) is a known fact under some parse.
+/// Every way to cut `text` at one occurrence of `sep`: `(before, after)` pairs.
+fn cuts<'a>(text: &'a str, sep: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    text.match_indices(sep).map(move |(i, _)| (&text[..i], &text[i + sep.len()..]))
+}
+
+/// A fact sentence (canonical or generic form) is a known fact under some parse. Every cut is
+/// tried, so names and relations may themselves contain ` of `, ` is ` or a template's middle.
+/// In the generic form the relation may be written with spaces for underscores
+/// ([`crate::relation_words`]).
 fn check_fact_sentence(kb: &KnowledgeIndex, sentence: &str) -> bool {
     for rel in Relation::ALL {
-        if let Some((s, o)) = sentence.split_once(canonical_middle(rel)) {
-            if kb.contains(s, rel.as_str(), o) {
-                return true;
-            }
+        if cuts(sentence, canonical_middle(rel)).any(|(s, o)| kb.contains(s, rel.as_str(), o)) {
+            return true;
         }
     }
-    if let Some(rest) = sentence.strip_prefix("The ") {
-        if let Some((rel, rest)) = rest.split_once(" of ") {
-            if let Some((s, o)) = rest.split_once(" is ") {
-                return kb.contains(s, rel, o);
-            }
-        }
-    }
-    false
+    let Some(rest) = sentence.strip_prefix("The ") else { return false };
+    cuts(rest, " of ").any(|(rel, rest)| {
+        let underscored = rel.trim().replace(' ', "_");
+        cuts(rest, " is ").any(|(s, o)| kb.contains(s, rel, o) || kb.contains(s, &underscored, o))
+    })
 }
 
 /// A tool-call line (`lookup`, `find`, `calc`): correct result?
@@ -257,14 +260,50 @@ fn check_tool_line(kb: &KnowledgeIndex, line: &str) -> bool {
     false
 }
 
-/// Checks a trace (gold-style sentences or tool calls, see [`crate::tasks`]) step by step
+/// One sentence (without its final period): a true computation or a known fact.
+fn check_step(kb: &KnowledgeIndex, sentence: &str) -> bool {
+    check_computation(sentence).unwrap_or_else(|| check_fact_sentence(kb, sentence))
+}
+
+/// Most pieces (between `. `) that one sentence may span: enough for a name like
+/// `J. R. R. Tolkien` inside a sentence, and it bounds the work on long lines.
+const MAX_SENTENCE_PIECES: usize = 8;
+
+/// Steps and correct steps of a line of prose. The line is cut into pieces at `. `; a sentence
+/// is a run of consecutive pieces, so a name with `. ` in it can stay whole. Of all the ways to
+/// group the pieces, the one with the most correct steps is taken, and among those the one with
+/// the most steps: a line of true sentences scores as the naive split would, unless a name's
+/// period would otherwise break a true fact in two.
+fn score_line(kb: &KnowledgeIndex, line: &str) -> (usize, usize) {
+    let pieces: Vec<&str> = line.split(". ").collect();
+    // best[j] = (correct, steps) of the best grouping of pieces[..j].
+    let mut best: Vec<Option<(usize, usize)>> = vec![None; pieces.len() + 1];
+    best[0] = Some((0, 0));
+    for j in 1..=pieces.len() {
+        for i in j.saturating_sub(MAX_SENTENCE_PIECES)..j {
+            let Some((c, n)) = best[i] else { continue };
+            let joined = pieces[i..j].join(". ");
+            let sentence = joined.trim().trim_end_matches('.').trim();
+            let candidate =
+                if sentence.is_empty() { (c, n) } else { (c + usize::from(check_step(kb, sentence)), n + 1) };
+            if best[j].is_none_or(|b| candidate > b) {
+                best[j] = Some(candidate);
+            }
+        }
+    }
+    let (correct, steps) = best[pieces.len()].unwrap_or((0, 0));
+    (steps, correct)
+}
+
+/// Checks a trace (gold-style sentences or tool calls, the formats of [`Task`]) step by step
 /// against `kb`, and its final answer against `gold` with `verifier`.
 ///
 /// The text before the last `Answer:` is split into lines; a line starting with `lookup(`,
-/// `find(` or `calc(` is one tool step, any other line is split into sentences at `. `. Each
-/// sentence is a step: correct if it is a true computation or a fact sentence (canonical
-/// template or `The {relation} of {subject} is {object}.`) naming a known fact. Unparseable
-/// sentences count as incorrect steps.
+/// `find(` or `calc(` is one tool step, any other line is split into sentences at `. ` (keeping
+/// together the pieces of a true fact whose names contain `. `, such as `J. R. Penhale`). Each
+/// sentence is a step: correct if it is a true
+/// computation or a fact sentence (canonical template or `The {relation} of {subject} is
+/// {object}.`) naming a known fact. Unparseable sentences count as incorrect steps.
 pub fn verify_trace(kb: &KnowledgeIndex, trace: &str, verifier: Verifier, gold: &str) -> TraceCheck {
     let (body, answer) = match trace.rfind("Answer:") {
         Some(pos) => (&trace[..pos], extract_answer(trace)),
@@ -277,11 +316,9 @@ pub fn verify_trace(kb: &KnowledgeIndex, trace: &str, verifier: Verifier, gold: 
             correct += usize::from(check_tool_line(kb, line));
             continue;
         }
-        for sentence in line.split(". ").map(|s| s.trim().trim_end_matches('.').trim()).filter(|s| !s.is_empty()) {
-            steps += 1;
-            let ok = check_computation(sentence).unwrap_or_else(|| check_fact_sentence(kb, sentence));
-            correct += usize::from(ok);
-        }
+        let (n, ok) = score_line(kb, line);
+        steps += n;
+        correct += ok;
     }
     let final_ok = answer.as_deref().is_some_and(|a| verifier.check(gold, a));
     TraceCheck { steps, correct_steps: correct, final_ok, answer }
@@ -353,5 +390,23 @@ mod tests {
         let bad = "The friend of Bo is Ada.\nfind(friend=Bo) -> Ada\ncalc(2 - 3) -> 1\nAnswer: Ada";
         let c = verify_trace(&kb, bad, Verifier::Name, "Bo");
         assert_eq!((c.steps, c.correct_steps, c.final_ok), (3, 0, false));
+    }
+
+    #[test]
+    fn names_with_periods_and_of_are_one_step() {
+        let kb = KnowledgeIndex::new(&[
+            Fact { subject: "North of Quiet".into(), relation: "author".into(), object: "J. R. Penhale".into() },
+            Fact { subject: "J. R. Penhale".into(), relation: "place_of_birth".into(), object: "Keswyn".into() },
+        ]);
+        let t = "The author of North of Quiet is J. R. Penhale.\nThe place of birth of J. R. Penhale is Keswyn.\nAnswer: Keswyn";
+        let c = verify_trace(&kb, t, Verifier::Name, "Keswyn");
+        assert_eq!((c.steps, c.correct_steps, c.final_ok), (2, 2, true), "{c:?}");
+        // Two true facts on one line are two steps; a false sentence is split at its periods.
+        let t = "The author of North of Quiet is J. R. Penhale. The place of birth of J. R. Penhale is Keswyn.\nAnswer: Keswyn";
+        assert_eq!(verify_trace(&kb, t, Verifier::Name, "Keswyn").correct_steps, 2);
+        let t = "The author of North of Quiet is J. R. Tolkien.\nAnswer: Keswyn";
+        let c = verify_trace(&kb, t, Verifier::Name, "Keswyn");
+        assert_eq!((c.steps, c.correct_steps), (3, 0));
+        assert!(!c.all_correct());
     }
 }

@@ -1,0 +1,38 @@
+//! The ascent ladder: a fixed body of knowledge, a model trained on it, then one lever per rung,
+//! each re-measured on held-out questions.
+//!
+//! - [`preset`]: the sizes and budgets of `smoke`, `default` and `large`.
+//! - [`rungs`]: the rungs as data (name, lever, stage, answer mode); add a rung there.
+//! - [`run`]: the runner: world and data files, decontamination, each rung's stage and
+//!   evaluation, reuse of finished rungs, the report (via the `report` crate).
+//!
+//! Invariant: every rung trains on the same facts (the knowledge hash is checked into every
+//! rung's row); only the rendering of the corpus changes, on the rungs whose lever it is.
+
+pub mod preset;
+pub mod run;
+pub mod rungs;
+
+use std::path::PathBuf;
+
+pub use preset::{Preset, PRESETS};
+pub use run::{check_inputs, run, LadderOptions};
+
+/// What can stop a ladder run; each names what was wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum LadderError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
+    #[error(transparent)]
+    World(#[from] world::WorldError),
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("engine: {0}")]
+    Engine(String),
+}

@@ -1,0 +1,142 @@
+//! Ladder presets: the world's size, the model's size and the budget of each stage.
+//!
+//! `smoke` exercises every stage in about a minute (CI); its numbers mean nothing. `default`
+//! is sized to finish the ladder in minutes on a 2-core CPU (the calibration is in
+//! ARCHITECTURE.md and the issue notes); `large` is for a GPU.
+
+use serde::{Deserialize, Serialize};
+use train::sft::SftConfig;
+
+use crate::LadderError;
+
+/// Everything a ladder run fixes besides the seed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Preset {
+    pub name: String,
+    /// People in the generated world (half held out).
+    pub people: usize,
+    /// Renderings of each fact on the rungs whose lever is rendering (1 on the baseline).
+    pub renderings: usize,
+    /// BPE vocabulary of the world's tokenizer.
+    pub vocab: usize,
+    /// Model width, depth and heads (both architectures, at matched parameter counts).
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    /// Pretraining: optimiser steps, rows per step, tokens per row.
+    pub steps: usize,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    /// Peak learning rate of the baseline recipe (constant after warmup).
+    pub lr: f64,
+    /// Peak learning rate of the `schedule` rung (warmup-stable-decay), from a sweep.
+    pub tuned_lr: f64,
+    pub warmup_steps: usize,
+    /// The reasoning fine-tune of the `cot-sft` rung.
+    pub sft: SftConfig,
+    /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
+    pub eval_per_family: usize,
+    /// Prompts decoded together per thread.
+    pub eval_batch: usize,
+}
+
+/// The preset names.
+pub const PRESETS: [&str; 3] = ["smoke", "default", "large"];
+
+impl Preset {
+    /// The preset called `name`.
+    pub fn named(name: &str) -> Result<Self, LadderError> {
+        let base_sft = SftConfig::default();
+        Ok(match name {
+            "smoke" => Self {
+                name: name.into(),
+                people: 24,
+                renderings: 3,
+                vocab: 384,
+                d_model: 64,
+                n_layers: 2,
+                n_heads: 4,
+                steps: 60,
+                batch_size: 8,
+                seq_len: 64,
+                lr: 3e-3,
+                tuned_lr: 4e-3,
+                warmup_steps: 10,
+                sft: SftConfig { steps: 20, batch_size: 8, warmup_steps: 2, ..base_sft },
+                eval_per_family: 8,
+                eval_batch: 16,
+            },
+            "default" => Self {
+                name: name.into(),
+                people: 120,
+                renderings: 5,
+                vocab: 512,
+                d_model: 128,
+                n_layers: 4,
+                n_heads: 4,
+                steps: 1000,
+                batch_size: 16,
+                seq_len: 128,
+                lr: 2e-3,
+                tuned_lr: 3e-3,
+                warmup_steps: 50,
+                sft: SftConfig { steps: 200, batch_size: 16, ..base_sft },
+                eval_per_family: 60,
+                eval_batch: 32,
+            },
+            "large" => Self {
+                name: name.into(),
+                people: 400,
+                renderings: 5,
+                vocab: 1024,
+                d_model: 256,
+                n_layers: 6,
+                n_heads: 8,
+                steps: 4000,
+                batch_size: 32,
+                seq_len: 128,
+                lr: 1.5e-3,
+                tuned_lr: 2e-3,
+                warmup_steps: 100,
+                sft: SftConfig { steps: 600, batch_size: 32, ..base_sft },
+                eval_per_family: 0,
+                eval_batch: 64,
+            },
+            other => {
+                return Err(LadderError::Input(format!(
+                    "unknown preset `{other}`; choose one of {}",
+                    PRESETS.join(", ")
+                )))
+            }
+        })
+    }
+}
+
+impl Preset {
+    /// The preset with `key=value` overrides applied (`steps=600`, `sft.steps=300`,
+    /// `sft.optim.lr=5e-4`); values are JSON (numbers, booleans) or plain strings. An unknown key
+    /// or a value of the wrong type is an error naming it.
+    pub fn with_overrides(self, overrides: &[String]) -> Result<Self, LadderError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let mut v = serde_json::to_value(&self).expect("preset serialises");
+        for o in overrides {
+            let (key, value) =
+                o.split_once('=').ok_or_else(|| LadderError::Input(format!("override `{o}` is not key=value")))?;
+            let value: serde_json::Value =
+                serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            let mut slot = &mut v;
+            for part in key.split('.') {
+                slot = slot
+                    .get_mut(part)
+                    .ok_or_else(|| LadderError::Input(format!("override `{o}`: the preset has no field `{key}`")))?;
+            }
+            if slot.is_object() {
+                return Err(LadderError::Input(format!("override `{o}`: `{key}` is a section; set one of its fields")));
+            }
+            *slot = value;
+        }
+        serde_json::from_value(v).map_err(|e| LadderError::Input(format!("overrides {overrides:?}: {e}")))
+    }
+}

@@ -1,0 +1,520 @@
+//! Running the ladder: world → data files → one stage and one evaluation per rung → report.
+//!
+//! Layout of the output folder:
+//! - `world/`: the knowledge (`kb.jsonl`, `corpus.txt` at one rendering, `tasks/`, `world.json`)
+//!   and the world's `tokenizer.json`, shared by every rung;
+//! - `data/`: the training files the rungs read (`pretrain-r{R}.txt`, `sft-traces.jsonl`) and
+//!   the validation text (`val-heldout-qa.txt`, for the loss curve only: never a gradient);
+//! - `decontamination.json`: proof that no held-out question or worked answer is in a training file;
+//! - `rungs/NN-name/`: `key.txt`, `train/` (checkpoints, metrics), `eval.json` (every graded
+//!   answer) and `result.json` (the rung's report row);
+//! - `report.json`, `report.md`, `report.html`, rewritten after every rung.
+//!
+//! A rung is reused when its `result.json` carries the same key: the SHA-256 of its resolved
+//! spec, the knowledge, the corpus it trains on, the tokenizer, its parent's key and the
+//! evaluation settings. A rung whose training was killed resumes from its newest checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use model::engine;
+use report::{LadderReport, RecallProbe, RungReport, WorldInfo};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokenizer::Tokenizer;
+use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions, EvalReport};
+use train::sft::{self, Example};
+use train::{checkpoint, RunOptions};
+use world::{Family, Knowledge, Split, Task};
+
+use crate::preset::Preset;
+use crate::rungs::{rungs, RungSpec, Stage};
+use crate::LadderError;
+
+/// Bumped when the meaning of a rung's result changes (so older results are not reused).
+const KEY_VERSION: u32 = 1;
+
+/// How to run the ladder.
+#[derive(Clone, Debug)]
+pub struct LadderOptions {
+    pub preset: String,
+    pub seed: u64,
+    pub out: PathBuf,
+    /// Rerun every rung (and regenerate the world files) instead of reusing finished ones.
+    pub fresh: bool,
+    pub quiet: bool,
+    /// A knowledge base (JSONL triples) to use instead of the generated world.
+    pub kb: Option<PathBuf>,
+    /// Compute threads (0 = one per core).
+    pub threads: usize,
+    /// `key=value` changes to the preset (see [`Preset::with_overrides`]).
+    pub overrides: Vec<String>,
+    /// Stop after the rung of this name (the report holds the rungs up to it).
+    pub until: Option<String>,
+}
+
+/// What `rungs/NN-name/result.json` holds.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct RungResult {
+    key: String,
+    checkpoint: PathBuf,
+    report: RungReport,
+}
+
+fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> LadderError {
+    LadderError::Io { path: path.to_path_buf(), message: format!("{what}: {e}") }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything checked before any work: the preset, the output folder, the knowledge base.
+pub fn check_inputs(opts: &LadderOptions) -> Result<(Preset, Box<dyn Knowledge>), LadderError> {
+    let preset = Preset::named(&opts.preset)?.with_overrides(&opts.overrides)?;
+    if let Some(u) = &opts.until {
+        if !rungs(&preset, opts.seed).iter().any(|r| &r.name == u) {
+            return Err(LadderError::Input(format!("--until {u}: no such rung")));
+        }
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, "cannot create the output folder", e))?;
+    let probe = opts.out.join(".ascent-write-probe");
+    std::fs::write(&probe, b"probe").map_err(|e| io_err(&opts.out, "the output folder is not writable", e))?;
+    let _ = std::fs::remove_file(&probe);
+    let knowledge: Box<dyn Knowledge> = match &opts.kb {
+        None => {
+            let cfg = world::WorldConfig { seed: opts.seed, people: preset.people, ..Default::default() };
+            cfg.validate()?;
+            Box::new(world::World::generate(&cfg)?)
+        }
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| io_err(path, "cannot read the knowledge base", e))?;
+            let cfg = world::KbConfig { seed: opts.seed, ..Default::default() };
+            Box::new(
+                world::KnowledgeBase::from_jsonl(&text, &cfg)
+                    .map_err(|e| LadderError::Input(format!("{}: {e}", path.display())))?,
+            )
+        }
+    };
+    Ok((preset, knowledge))
+}
+
+/// A fixed, seeded subset of `tasks`: at most `per_family` of each family (0 = all).
+fn subset(tasks: Vec<Task>, per_family: usize, seed: u64) -> Vec<Task> {
+    let mut by: BTreeMap<Family, Vec<Task>> = BTreeMap::new();
+    for t in tasks {
+        by.entry(t.family).or_default().push(t);
+    }
+    let mut out = Vec::new();
+    for (_, mut ts) in by {
+        ts.sort_by_key(|t| (sha256_hex(format!("{seed}/{}", t.id).as_bytes()), t.id.clone()));
+        if per_family > 0 {
+            ts.truncate(per_family);
+        }
+        out.extend(ts);
+    }
+    out
+}
+
+/// The world's tokenizer: byte-level BPE over the single-rendering corpus and the train tasks in
+/// both QA formats. Reused from `world/tokenizer.json` when it was made for the same knowledge.
+fn world_tokenizer(k: &dyn Knowledge, vocab: usize, dir: &Path, fresh: bool) -> Result<Tokenizer, LadderError> {
+    let path = dir.join("tokenizer.json");
+    let key_path = dir.join("tokenizer.key");
+    let key = sha256_hex(format!("{}/{}/{vocab}", k.knowledge_sha256(), k.corpus_sha256(1)?).as_bytes());
+    if !fresh && std::fs::read_to_string(&key_path).is_ok_and(|s| s.trim() == key) {
+        if let Ok(t) = Tokenizer::load(&path) {
+            return Ok(t);
+        }
+    }
+    let mut texts = k.corpus_documents(1)?;
+    for t in k.tasks_in(Split::Train) {
+        texts.push(qa_text(&t.question, &t.answer));
+        texts.push(trace_text(&t.question, &t.trace));
+    }
+    let tok = Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() })
+        .map_err(|e| LadderError::Tokenizer(e.to_string()))?;
+    tok.save(&path).map_err(|e| LadderError::Tokenizer(e.to_string()))?;
+    checkpoint::write_atomic(&key_path, key.as_bytes())?;
+    Ok(tok)
+}
+
+fn write_docs(path: &Path, docs: &[String]) -> Result<(), LadderError> {
+    let mut text = docs.join("\n\n");
+    text.push('\n');
+    checkpoint::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Run (or resume) the ladder. `on_rung` is called with each rung's row as soon as it is known.
+pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result<LadderReport, LadderError> {
+    let started = Instant::now();
+    let (preset, k) = check_inputs(opts)?;
+    if opts.threads > 0 {
+        engine::set_threads(opts.threads);
+    }
+    let out = &opts.out;
+    if opts.fresh {
+        for d in ["rungs", "data", "world"] {
+            let p = out.join(d);
+            if p.exists() {
+                std::fs::remove_dir_all(&p).map_err(|e| io_err(&p, "cannot remove the earlier run (--fresh)", e))?;
+            }
+        }
+    }
+    let world_dir = out.join("world");
+    let data_dir = out.join("data");
+    std::fs::create_dir_all(&data_dir).map_err(|e| io_err(&data_dir, "cannot create", e))?;
+    std::fs::create_dir_all(&world_dir).map_err(|e| io_err(&world_dir, "cannot create", e))?;
+
+    // The knowledge and its tokenizer.
+    let tok = world_tokenizer(k.as_ref(), preset.vocab, &world_dir, opts.fresh)?;
+    let tok_path = world_dir.join("tokenizer.json");
+    let tok_sha = sha256_hex(tok.to_json_string().map_err(|e| LadderError::Tokenizer(e.to_string()))?.as_bytes());
+    let count = |text: &str| tok.encode(text).len() as u64;
+    let summary = k.write_counted(&world_dir, 1, Some(&count))?;
+    let knowledge_sha = k.knowledge_sha256();
+    let people = k.people_per_split();
+
+    // Training files, the validation text and the evaluation subsets.
+    let train_tasks = k.tasks_in(Split::Train);
+    let heldout_tasks = k.tasks_in(Split::Heldout);
+    let qa: Vec<String> = train_tasks.iter().map(|t| qa_text(&t.question, &t.answer)).collect();
+    let mut renderings: Vec<usize> = rungs(&preset, opts.seed)
+        .iter()
+        .filter_map(|r| match &r.stage {
+            Stage::Pretrain { renderings, .. } => Some(*renderings),
+            _ => None,
+        })
+        .collect();
+    renderings.sort_unstable();
+    renderings.dedup();
+    let mut sources = Vec::new();
+    for &r in &renderings {
+        let mut docs = k.corpus_documents(r)?;
+        docs.extend(qa.iter().cloned());
+        let p = data_dir.join(format!("pretrain-r{r}.txt"));
+        write_docs(&p, &docs)?;
+        sources.push((p.display().to_string(), docs.join("\n\n")));
+    }
+    let examples: Vec<Example> = train_tasks
+        .iter()
+        .map(|t| Example { prompt: eval::prompt(&t.question, AnswerMode::Trace), completion: t.trace.clone() })
+        .collect();
+    let sft_path = data_dir.join("sft-traces.jsonl");
+    let sft_text: String =
+        examples.iter().map(|e| serde_json::to_string(e).expect("example serialises") + "\n").collect();
+    checkpoint::write_atomic(&sft_path, sft_text.as_bytes())?;
+    sources.push((sft_path.display().to_string(), sft_text.clone()));
+    let val: Vec<String> = heldout_tasks.iter().map(|t| qa_text(&t.question, &t.answer)).collect();
+    let val_path = data_dir.join("val-heldout-qa.txt");
+    write_docs(&val_path, &val)?;
+
+    let decon = world::decontaminate(&heldout_tasks, &sources);
+    checkpoint::write_atomic(
+        &out.join("decontamination.json"),
+        serde_json::to_string_pretty(&decon).expect("report serialises").as_bytes(),
+    )?;
+    if !decon.is_clean() {
+        return Err(LadderError::Input(format!(
+            "{} held-out tasks leak into the training files; see {}",
+            decon.hits.len(),
+            out.join("decontamination.json").display()
+        )));
+    }
+    let eval_tasks = subset(heldout_tasks.clone(), preset.eval_per_family, opts.seed);
+    let probe_tasks = subset(
+        train_tasks.iter().filter(|t| t.family == Family::Recall).cloned().collect(),
+        preset.eval_per_family,
+        opts.seed,
+    );
+    let kb_index = k.knowledge_index();
+
+    let mut report = LadderReport {
+        format: report::FORMAT_VERSION,
+        preset: preset.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        world: WorldInfo {
+            seed: k.seed(),
+            facts: summary.fact_count,
+            knowledge_sha256: knowledge_sha.clone(),
+            corpus_sha256: summary.corpus_sha256.clone(),
+            corpus_tokens: summary.corpus_tokens.unwrap_or(0),
+            people: people.clone(),
+            source: opts.kb.as_ref().map_or("generated".to_string(), |p| p.display().to_string()),
+        },
+        setup: Vec::new(),
+        rungs: Vec::new(),
+        total_seconds: 0.0,
+        machine: format!("{} threads, cpu backend", engine::threads()),
+    };
+    report.setup = setup_lines(&preset, &report.world, &eval_tasks, &probe_tasks, tok.vocab_size());
+
+    let specs = rungs(&preset, opts.seed);
+    let mut done: BTreeMap<String, RungResult> = BTreeMap::new();
+    let rung_root = out.join("rungs");
+    for (i, spec) in specs.iter().enumerate() {
+        let dir = rung_root.join(format!("{i:02}-{}", spec.name));
+        let (corpus_renderings, parent) = match &spec.stage {
+            Stage::Pretrain { renderings, .. } => (*renderings, None),
+            Stage::CotSft { from, .. } => {
+                let p = done.get(from).ok_or_else(|| {
+                    LadderError::Input(format!(
+                        "rung `{}` builds on `{from}`, which does not come before it",
+                        spec.name
+                    ))
+                })?;
+                (p.report.renderings, Some(p.clone()))
+            }
+        };
+        let corpus_sha = k.corpus_sha256(corpus_renderings)?;
+        let key = sha256_hex(
+            serde_json::to_string(&serde_json::json!({
+                "version": KEY_VERSION,
+                "spec": spec,
+                "knowledge": knowledge_sha,
+                "corpus": corpus_sha,
+                "tokenizer": tok_sha,
+                "parent": parent.as_ref().map(|p| p.key.clone()),
+                "eval": [preset.eval_per_family, opts.seed as usize],
+            }))
+            .expect("key serialises")
+            .as_bytes(),
+        );
+        let result_path = dir.join("result.json");
+        let reusable = std::fs::read(&result_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RungResult>(&b).ok())
+            .filter(|r| r.key == key && r.checkpoint.join("state.json").is_file());
+        let result = match reusable {
+            Some(mut r) => {
+                r.report.reused = true;
+                r
+            }
+            None => run_rung(RungInputs {
+                spec,
+                preset: &preset,
+                dir: &dir,
+                key: &key,
+                knowledge_sha: &knowledge_sha,
+                corpus_sha: &corpus_sha,
+                renderings: corpus_renderings,
+                parent: parent.as_ref(),
+                data_dir: &data_dir,
+                val_path: &val_path,
+                tok_path: &tok_path,
+                examples: &examples,
+                k: k.as_ref(),
+                eval_tasks: &eval_tasks,
+                probe_tasks: &probe_tasks,
+                kb_index: &kb_index,
+                opts,
+            })?,
+        };
+        on_rung(&result.report);
+        report.rungs.push(result.report.clone());
+        report.total_seconds = started.elapsed().as_secs_f64();
+        report.write_all(out)?;
+        done.insert(spec.name.clone(), result);
+        if opts.until.as_deref() == Some(spec.name.as_str()) {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+struct RungInputs<'a> {
+    spec: &'a RungSpec,
+    preset: &'a Preset,
+    dir: &'a Path,
+    key: &'a str,
+    knowledge_sha: &'a str,
+    corpus_sha: &'a str,
+    renderings: usize,
+    parent: Option<&'a RungResult>,
+    data_dir: &'a Path,
+    val_path: &'a Path,
+    tok_path: &'a Path,
+    examples: &'a [Example],
+    k: &'a dyn Knowledge,
+    eval_tasks: &'a [Task],
+    probe_tasks: &'a [Task],
+    kb_index: &'a world::KnowledgeIndex,
+    opts: &'a LadderOptions,
+}
+
+/// Train (or resume) one rung's stage, evaluate it and write its `result.json`.
+fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
+    let started = Instant::now();
+    let dir = x.dir;
+    let key_path = dir.join("key.txt");
+    let same_key = std::fs::read_to_string(&key_path).is_ok_and(|s| s.trim() == x.key);
+    if dir.exists() && !same_key {
+        std::fs::remove_dir_all(dir).map_err(|e| io_err(dir, "cannot clear a stale rung", e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create", e))?;
+    checkpoint::write_atomic(&key_path, x.key.as_bytes())?;
+    let train_dir = dir.join("train");
+    let mut extra: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+
+    let (ckpt, train_tokens, flops, model_line, params) = match &x.spec.stage {
+        Stage::Pretrain { renderings, config } => {
+            let mut cfg = (**config).clone();
+            cfg.out_dir = train_dir.clone();
+            cfg.data.corpus = x.data_dir.join(format!("pretrain-r{renderings}.txt")).display().to_string();
+            cfg.data.val_corpus = x.val_path.display().to_string();
+            cfg.data.tokenizer = x.tok_path.display().to_string();
+            cfg.threads = x.opts.threads;
+            let resume = checkpoint::latest(&train_dir).is_some();
+            if resume {
+                tracing::info!("rung {}: resuming from {}", x.spec.name, train_dir.display());
+            }
+            let s = train::pretrain(&cfg, &RunOptions { resume, fresh: false, stop_after: None, quiet: x.opts.quiet })?;
+            let ckpt = checkpoint::latest(&train_dir)
+                .ok_or_else(|| LadderError::Input(format!("rung {} wrote no checkpoint", x.spec.name)))?;
+            if let Some((_, v)) = s.val_losses.last() {
+                extra.insert("val_loss_heldout_qa".into(), serde_json::json!(v));
+            }
+            if let Some((_, v)) = s.val_losses.first() {
+                extra.insert("val_loss_heldout_qa_start".into(), serde_json::json!(v));
+            }
+            let flops = s.model.train_flops_per_token(cfg.train.seq_len) as f64 * s.tokens_seen as f64;
+            (ckpt, s.tokens_seen, flops, s.model.summary(), s.params)
+        }
+        Stage::CotSft { config, .. } => {
+            let parent = x.parent.expect("an SFT rung has a parent");
+            let replay = x.k.corpus_documents(x.renderings)?;
+            if train_dir.exists() {
+                std::fs::remove_dir_all(&train_dir).map_err(|e| io_err(&train_dir, "cannot clear", e))?;
+            }
+            let s = sft::sft(&parent.checkpoint, x.examples, &replay, config, &train_dir, x.opts.quiet)?;
+            extra.insert("sft_loss_first".into(), serde_json::json!(s.first_loss));
+            extra.insert("sft_loss_last".into(), serde_json::json!(s.last_loss));
+            extra.insert("sft_examples".into(), serde_json::json!(x.examples.len()));
+            (s.checkpoint, s.tokens, s.flops, parent.report.model.clone(), parent.report.params)
+        }
+    };
+
+    // Evaluation: held-out tasks and the recall probe on train people, in one pass.
+    let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
+    let (model, tok, _) = eval::load_for_inference(&ckpt, &device)?;
+    let mut tasks = x.eval_tasks.to_vec();
+    tasks.extend(x.probe_tasks.iter().cloned());
+    let opts = EvalOptions { mode: x.spec.answer_mode, batch: x.preset.eval_batch, max_new: None };
+    let all = eval::evaluate(&model, &tok, &tasks, &opts, &device)?;
+    let (held, probe): (Vec<_>, Vec<_>) = all.outcomes.iter().cloned().partition(|o| o.split == "heldout");
+    let held = eval::summarise(opts.mode, held, all.seconds);
+    let probe = eval::summarise(opts.mode, probe, 0.0);
+    if x.spec.answer_mode == AnswerMode::Trace {
+        let (mut sound, mut n) = (0usize, 0usize);
+        for (t, o) in x.eval_tasks.iter().zip(&held.outcomes) {
+            n += 1;
+            sound += world::verify_trace(x.kb_index, &o.completion, t.verifier, &t.answer).all_correct() as usize;
+        }
+        extra.insert("trace_all_steps_true".into(), serde_json::json!(sound as f64 / n.max(1) as f64));
+    }
+    extra.insert("eval_seconds".into(), serde_json::json!(all.seconds));
+    checkpoint::write_atomic(
+        &dir.join("eval.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"heldout": held, "recall_probe_train": probe}))
+            .expect("eval serialises")
+            .as_bytes(),
+    )?;
+    let report = rung_report(x.spec, x.knowledge_sha, x.corpus_sha, x.renderings, model_line, params, &held, &probe);
+    let report = RungReport { train_tokens, flops, seconds: started.elapsed().as_secs_f64(), extra, ..report };
+    let result = RungResult { key: x.key.to_string(), checkpoint: ckpt, report };
+    checkpoint::write_atomic(
+        &dir.join("result.json"),
+        serde_json::to_string_pretty(&result).expect("result serialises").as_bytes(),
+    )?;
+    Ok(result)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rung_report(
+    spec: &RungSpec,
+    knowledge_sha: &str,
+    corpus_sha: &str,
+    renderings: usize,
+    model: String,
+    params: usize,
+    held: &EvalReport,
+    probe: &EvalReport,
+) -> RungReport {
+    let accuracy: BTreeMap<String, f64> = held.by_family.iter().map(|(f, s)| (f.clone(), s.accuracy)).collect();
+    let mean = accuracy.values().sum::<f64>() / accuracy.len().max(1) as f64;
+    RungReport {
+        name: spec.name.clone(),
+        lever: spec.lever.clone(),
+        knowledge_sha256: knowledge_sha.to_string(),
+        corpus_sha256: corpus_sha.to_string(),
+        renderings,
+        model,
+        params,
+        answer_mode: spec.answer_mode.as_str().to_string(),
+        accuracy_ci95: held.by_family.iter().map(|(f, s)| (f.clone(), s.ci95)).collect(),
+        tasks: held.by_family.iter().map(|(f, s)| (f.clone(), s.n)).collect(),
+        accuracy_by_hops: held.by_hops.iter().map(|(h, s)| (h.clone(), s.accuracy)).collect(),
+        mean_accuracy: mean,
+        recall_probe: RecallProbe {
+            train: probe.by_family.get("recall").map_or(0.0, |s| s.accuracy),
+            heldout: held.by_family.get("recall").map_or(0.0, |s| s.accuracy),
+        },
+        accuracy,
+        train_tokens: 0,
+        flops: 0.0,
+        seconds: 0.0,
+        reused: false,
+        extra: BTreeMap::new(),
+    }
+}
+
+fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: usize) -> Vec<String> {
+    let tokens = p.steps * p.batch_size * p.seq_len;
+    let mut lines = vec![
+        format!(
+            "World: {} people ({} train / {} held-out), {} facts, {} corpus tokens at one rendering; \
+             {} renderings on the augmented rungs; BPE vocabulary {vocab}.",
+            w.people.values().sum::<usize>(),
+            w.people.get("train").copied().unwrap_or(0),
+            w.people.get("heldout").copied().unwrap_or(0),
+            w.facts,
+            w.corpus_tokens,
+            p.renderings
+        ),
+        format!(
+            "Model: width {}, {} layers, {} heads (gpt2 and llama presets at matched parameter counts).",
+            p.d_model, p.n_layers, p.n_heads
+        ),
+        format!(
+            "Pretraining per rung: {} steps × {} rows × {} tokens = {:.2}M tokens; baseline lr {:.0e} constant, \
+             tuned lr {:.0e} with warmup-stable-decay; {} warmup steps.",
+            p.steps,
+            p.batch_size,
+            p.seq_len,
+            tokens as f64 / 1e6,
+            p.lr,
+            p.tuned_lr,
+            p.warmup_steps
+        ),
+        format!(
+            "Reasoning fine-tune: {} steps × {} rows, {:.0}% replayed corpus, lr {:.0e}.",
+            p.sft.steps,
+            p.sft.batch_size,
+            100.0 * p.sft.replay_fraction,
+            p.sft.optim.lr
+        ),
+        format!(
+            "Evaluation: greedy decoding; {} held-out tasks ({} per family at most), recall probe on {} train-people recall tasks.",
+            eval.len(),
+            if p.eval_per_family == 0 { "all".to_string() } else { p.eval_per_family.to_string() },
+            probe.len()
+        ),
+    ];
+    lines.push(
+        "Direct-answer QA about train people is mixed into pretraining; held-out people appear only in the corpus."
+            .into(),
+    );
+    lines
+}

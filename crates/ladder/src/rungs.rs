@@ -1,0 +1,110 @@
+//! The rungs: one lever each, as data.
+//!
+//! A rung is a [`RungSpec`]: a name, the lever in one line, the stage that trains its model and
+//! how its model is asked (direct answer or reasoning trace). Adding a rung is adding an entry
+//! to [`rungs`]; a new kind of training adds a [`Stage`] variant and its arm in `run.rs`.
+
+use serde::{Deserialize, Serialize};
+use train::config::{ScheduleKind, ScheduleSection};
+use train::eval::AnswerMode;
+use train::sft::SftConfig;
+use train::PretrainConfig;
+
+use crate::preset::Preset;
+
+/// How a rung's model is trained.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Stage {
+    /// Pretraining from scratch on the corpus rendered `renderings` times, mixed with
+    /// direct-answer QA about the train people. `config.data.corpus`, `val_corpus`,
+    /// `tokenizer` and `out_dir` are filled in by the runner.
+    Pretrain { renderings: usize, config: Box<PretrainConfig> },
+    /// Fine-tuning the model of rung `from` on the gold reasoning traces of the train tasks,
+    /// replaying the corpus it was pretrained on.
+    CotSft { from: String, config: SftConfig },
+}
+
+/// One rung of the ladder.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RungSpec {
+    pub name: String,
+    /// What this rung changes, in one line.
+    pub lever: String,
+    pub stage: Stage,
+    pub answer_mode: AnswerMode,
+}
+
+/// The pretraining recipe of the baseline: `gpt2`, AdamW at a constant rate after warmup.
+fn base_pretrain(p: &Preset, seed: u64) -> PretrainConfig {
+    let mut c = PretrainConfig { seed, ..PretrainConfig::default() };
+    c.model.preset = "gpt2".into();
+    c.model.d_model = p.d_model;
+    c.model.n_layers = p.n_layers;
+    c.model.n_heads = p.n_heads;
+    c.data.vocab_size = p.vocab;
+    c.optim.lr = p.lr;
+    c.schedule = ScheduleSection {
+        kind: ScheduleKind::Constant,
+        warmup_steps: p.warmup_steps,
+        min_lr_ratio: 0.1,
+        decay_fraction: 0.2,
+    };
+    c.train.steps = p.steps;
+    c.train.batch_size = p.batch_size;
+    c.train.seq_len = p.seq_len;
+    c.train.eval_every = (p.steps / 5).max(1);
+    c.train.eval_batches = 4;
+    c.train.checkpoint_every = (p.steps / 4).max(1);
+    c.train.log_every = (p.steps / 50).max(1);
+    c
+}
+
+/// The rungs of a preset, in order. Each changes one thing relative to the rung before.
+pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
+    let baseline = base_pretrain(p, seed);
+
+    let augmentation = baseline.clone();
+
+    let mut architecture = augmentation.clone();
+    architecture.model.preset = "llama".into();
+
+    let mut schedule = architecture.clone();
+    schedule.optim.lr = p.tuned_lr;
+    schedule.schedule.kind = ScheduleKind::Wsd;
+    schedule.schedule.min_lr_ratio = 0.0;
+
+    let sft = SftConfig { seed, ..p.sft.clone() };
+    vec![
+        RungSpec {
+            name: "baseline".into(),
+            lever: "gpt2 architecture, AdamW at a constant rate, one rendering per fact, direct-answer QA".into(),
+            stage: Stage::Pretrain { renderings: 1, config: Box::new(baseline) },
+            answer_mode: AnswerMode::Direct,
+        },
+        RungSpec {
+            name: "augmentation".into(),
+            lever: format!("each fact rendered {} times (templates and sentence order varied)", p.renderings),
+            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(augmentation) },
+            answer_mode: AnswerMode::Direct,
+        },
+        RungSpec {
+            name: "architecture".into(),
+            lever: "llama (RMSNorm, SwiGLU, RoPE, GQA) at matched parameters and the same token budget".into(),
+            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(architecture) },
+            answer_mode: AnswerMode::Direct,
+        },
+        RungSpec {
+            name: "schedule".into(),
+            lever: format!("warmup-stable-decay at a tuned peak rate {:.0e} (was constant {:.0e})", p.tuned_lr, p.lr),
+            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(schedule) },
+            answer_mode: AnswerMode::Direct,
+        },
+        RungSpec {
+            name: "cot-sft".into(),
+            lever: "fine-tuned on gold reasoning traces of train questions; answers after the trace".into(),
+            stage: Stage::CotSft { from: "schedule".into(), config: sft },
+            answer_mode: AnswerMode::Trace,
+        },
+    ]
+}

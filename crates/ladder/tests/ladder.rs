@@ -1,0 +1,108 @@
+//! The ladder end to end on the `smoke` preset: every rung runs and reports, the knowledge hash
+//! never changes, the corpus hash changes only where rendering is the lever, a rerun reuses
+//! finished rungs, and bad input fails before any work.
+
+use std::path::Path;
+
+use ladder::{run, LadderOptions};
+use report::LadderReport;
+
+fn opts(out: &Path) -> LadderOptions {
+    LadderOptions {
+        preset: "smoke".into(),
+        seed: 1,
+        out: out.to_path_buf(),
+        fresh: false,
+        quiet: true,
+        kb: None,
+        threads: 0,
+        overrides: Vec::new(),
+        until: None,
+    }
+}
+
+#[test]
+fn smoke_ladder_reports_every_rung_and_reuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    let r = run(&opts(dir.path()), &mut |row| seen.push(row.name.clone())).unwrap();
+    let names: Vec<&str> = r.rungs.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["baseline", "augmentation", "architecture", "schedule", "cot-sft"]);
+    assert_eq!(seen, names);
+
+    // The knowledge is identical on every rung; the corpus changes only with the rendering.
+    for rung in &r.rungs {
+        assert_eq!(rung.knowledge_sha256, r.world.knowledge_sha256, "{}", rung.name);
+        assert!(rung.train_tokens > 0 && rung.flops > 0.0 && rung.seconds > 0.0, "{}", rung.name);
+        for f in ["recall", "two_hop", "three_hop", "compare", "arithmetic", "parity", "inverse"] {
+            let a = rung.accuracy.get(f).copied().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&a), "{}: {f} accuracy {a}", rung.name);
+        }
+        assert!(!rung.reused);
+    }
+    assert_eq!(r.rungs[0].corpus_sha256, r.world.corpus_sha256, "the baseline trains on one rendering");
+    assert_ne!(r.rungs[1].corpus_sha256, r.rungs[0].corpus_sha256, "augmentation changes the rendering");
+    for i in 2..r.rungs.len() {
+        assert_eq!(r.rungs[i].corpus_sha256, r.rungs[1].corpus_sha256, "{} keeps the rendering", r.rungs[i].name);
+    }
+    assert_eq!(r.rungs[4].answer_mode, "trace");
+    assert!(r.rungs[4].extra.contains_key("trace_all_steps_true"));
+
+    // Files: the report in three forms, the world, the decontamination proof.
+    for f in
+        ["report.json", "report.md", "report.html", "world/kb.jsonl", "world/tokenizer.json", "decontamination.json"]
+    {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    let json = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    assert_eq!(LadderReport::from_json(&json).unwrap(), r);
+    let decon: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("decontamination.json")).unwrap()).unwrap();
+    assert_eq!(decon["hits"].as_array().map(Vec::len), Some(0));
+    let kb = std::fs::read(dir.path().join("world/kb.jsonl")).unwrap();
+    assert_eq!(world::sha256_hex(&kb), r.world.knowledge_sha256);
+
+    // A rerun reuses every rung with the same numbers.
+    let again = run(&opts(dir.path()), &mut |_| {}).unwrap();
+    assert!(again.rungs.iter().all(|x| x.reused), "every finished rung is reused");
+    for (a, b) in r.rungs.iter().zip(&again.rungs) {
+        assert_eq!(a.accuracy, b.accuracy, "{}", a.name);
+    }
+
+    // A changed rung reruns, with those after it (the SFT rung builds on `schedule`); earlier
+    // rungs are still reused.
+    let mut o = opts(dir.path());
+    o.overrides = vec!["tuned_lr=0.005".into()];
+    let changed = run(&o, &mut |_| {}).unwrap();
+    let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
+    assert_eq!(reused, [true, true, true, false, false]);
+}
+
+#[test]
+fn bad_input_fails_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(&dir.path().join("a"));
+    o.preset = "huge".into();
+    let e = run(&o, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("huge") && e.contains("smoke"), "{e}");
+    assert!(!dir.path().join("a/rungs").exists());
+
+    let mut o = opts(&dir.path().join("b"));
+    o.overrides = vec!["stepz=3".into()];
+    let e = run(&o, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("stepz"), "{e}");
+
+    let kb = dir.path().join("kb.jsonl");
+    std::fs::write(&kb, "{\"subject\": \"A\", \"relation\": \"r\", \"object\": \"B\"}\nnot json\n").unwrap();
+    let mut o = opts(&dir.path().join("c"));
+    o.kb = Some(kb.clone());
+    let e = run(&o, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("line 2") && e.contains("kb.jsonl"), "{e}");
+    assert!(!dir.path().join("c/rungs").exists());
+
+    // An output path that cannot be a folder.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let e = run(&opts(&file.join("out")), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("output folder"), "{e}");
+}

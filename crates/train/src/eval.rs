@@ -1,0 +1,331 @@
+//! Evaluation: greedy answers to world tasks, graded by each task's verifier.
+//!
+//! # The question-answer format
+//! One format is shared by every stage that trains on or asks questions, so a model is always
+//! asked in the form it was taught:
+//! - direct answer: `Question: {q}\nAnswer: {a}` ([`qa_text`]);
+//! - reasoning trace: `Question: {q}\n{trace}` where the trace ends `Answer: {a}` ([`trace_text`]).
+//!
+//! A model is prompted with `Question: {q}\nAnswer:` in [`AnswerMode::Direct`] and with
+//! `Question: {q}\n` in [`AnswerMode::Trace`] (it then writes its reasoning). The answer is the
+//! text after the last `Answer:` up to the end of its line ([`world::extract_answer`]).
+//!
+//! Accuracy is reported per family, per hop depth and overall, each with a Wilson 95% interval.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use model::burn::prelude::*;
+use model::generate::greedy_many;
+use model::{weights, ModelConfig, Transformer};
+use serde::{Deserialize, Serialize};
+use tokenizer::{Special, Tokenizer};
+use world::{extract_answer, Task};
+
+use crate::checkpoint;
+use crate::error::TrainError;
+
+/// The direct-answer training text of a question.
+pub fn qa_text(question: &str, answer: &str) -> String {
+    format!("Question: {question}\nAnswer: {answer}")
+}
+
+/// The reasoning-trace training text of a question (`trace` ends with `Answer: X`).
+pub fn trace_text(question: &str, trace: &str) -> String {
+    format!("Question: {question}\n{trace}")
+}
+
+/// How a model is asked to answer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// The answer straight after the question.
+    Direct,
+    /// A reasoning trace, then the answer.
+    Trace,
+}
+
+impl AnswerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Trace => "trace",
+        }
+    }
+
+    /// Tokens generated at most per answer.
+    pub fn default_max_new(self) -> usize {
+        match self {
+            Self::Direct => 24,
+            Self::Trace => 120,
+        }
+    }
+}
+
+impl std::str::FromStr for AnswerMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "direct" => Ok(Self::Direct),
+            "trace" => Ok(Self::Trace),
+            other => Err(format!("unknown answer mode `{other}` (expected direct or trace)")),
+        }
+    }
+}
+
+/// The prompt for `question` in `mode`.
+pub fn prompt(question: &str, mode: AnswerMode) -> String {
+    match mode {
+        AnswerMode::Direct => format!("Question: {question}\nAnswer:"),
+        AnswerMode::Trace => format!("Question: {question}\n"),
+    }
+}
+
+/// Correct out of total, with a Wilson 95% interval.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    pub n: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub ci95: [f64; 2],
+}
+
+impl Score {
+    pub fn new(correct: usize, n: usize) -> Self {
+        let accuracy = if n == 0 { 0.0 } else { correct as f64 / n as f64 };
+        Self { n, correct, accuracy, ci95: wilson(correct, n) }
+    }
+}
+
+/// Wilson score interval at 95% (z = 1.96); `[0, 1]` for no trials.
+pub fn wilson(correct: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (n, p) = (n as f64, correct as f64 / n as f64);
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * ((p * (1.0 - p) + z * z / (4.0 * n)) / n).sqrt() / denom;
+    [(centre - half).max(0.0), (centre + half).min(1.0)]
+}
+
+/// One graded answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub id: String,
+    pub family: String,
+    pub hops: u32,
+    pub split: String,
+    pub gold: String,
+    pub predicted: Option<String>,
+    pub correct: bool,
+    /// The generated text (after the prompt).
+    pub completion: String,
+}
+
+/// Scores of one evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct EvalReport {
+    pub mode: AnswerMode,
+    pub overall: Score,
+    pub by_family: BTreeMap<String, Score>,
+    pub by_hops: BTreeMap<String, Score>,
+    pub seconds: f64,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl EvalReport {
+    /// A plain-text table: family, n, accuracy, 95% interval.
+    pub fn table(&self) -> String {
+        let mut s = format!("{:<12} {:>6} {:>9}  {}\n", "family", "n", "accuracy", "95% CI");
+        let row = |name: &str, sc: &Score| {
+            format!(
+                "{:<12} {:>6} {:>8.1}%  [{:.1}, {:.1}]\n",
+                name,
+                sc.n,
+                100.0 * sc.accuracy,
+                100.0 * sc.ci95[0],
+                100.0 * sc.ci95[1]
+            )
+        };
+        for f in world::Family::ALL {
+            if let Some(sc) = self.by_family.get(f.as_str()) {
+                s.push_str(&row(f.as_str(), sc));
+            }
+        }
+        for (h, sc) in &self.by_hops {
+            s.push_str(&row(&format!("hops={h}"), sc));
+        }
+        s.push_str(&row("all", &self.overall));
+        s
+    }
+}
+
+/// How to evaluate.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub mode: AnswerMode,
+    /// Prompts decoded together (per thread).
+    pub batch: usize,
+    /// Tokens generated at most per answer; `None` = the mode's default.
+    pub max_new: Option<usize>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self { mode: AnswerMode::Direct, batch: 32, max_new: None }
+    }
+}
+
+/// Whether a completion is finished: end of sequence, or a complete `Answer: ...` line.
+fn answered(text: &str) -> bool {
+    text.rfind("Answer:").is_some_and(|p| text[p..].contains('\n'))
+}
+
+/// Answer `tasks` greedily with `model` and grade each with its verifier.
+pub fn evaluate(
+    model: &Transformer,
+    tok: &Tokenizer,
+    tasks: &[Task],
+    opts: &EvalOptions,
+    device: &Device,
+) -> Result<EvalReport, TrainError> {
+    let started = Instant::now();
+    let mode = opts.mode;
+    let max_seq = model.config().max_seq_len;
+    let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| tok.encode(&prompt(&t.question, mode))).collect();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if longest >= max_seq {
+        return Err(TrainError::Data(format!(
+            "a prompt of {longest} tokens does not fit the model's context of {max_seq}"
+        )));
+    }
+    // The whole answer budget where it fits, else what the longest prompt leaves.
+    let max_new = opts.max_new.unwrap_or(mode.default_max_new()).min(max_seq - longest);
+    let eos = Special::Eos.id();
+    let prefix = if mode == AnswerMode::Direct { "Answer:" } else { "" };
+    let done = |ids: &[u32]| -> bool { ids.last() == Some(&eos) || answered(&format!("{prefix}{}", tok.decode(ids))) };
+    let generated = greedy_many(model, &prompts, max_new, opts.batch, &done, device).map_err(TrainError::Engine)?;
+
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for (t, ids) in tasks.iter().zip(&generated) {
+        let ids: Vec<u32> = ids.iter().copied().take_while(|&i| i != eos).collect();
+        let completion = tok.decode(&ids);
+        let predicted = extract_answer(&format!("{prefix}{completion}"));
+        let correct = predicted.as_deref().is_some_and(|p| t.verifier.check(&t.answer, p));
+        outcomes.push(Outcome {
+            id: t.id.clone(),
+            family: t.family.as_str().to_string(),
+            hops: t.hops,
+            split: t.split.as_str().to_string(),
+            gold: t.answer.clone(),
+            predicted,
+            correct,
+            completion,
+        });
+    }
+    Ok(summarise(mode, outcomes, started.elapsed().as_secs_f64()))
+}
+
+/// Group graded outcomes into scores.
+pub fn summarise(mode: AnswerMode, outcomes: Vec<Outcome>, seconds: f64) -> EvalReport {
+    let mut fam: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut hops: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for o in &outcomes {
+        for (map, key) in [(&mut fam, o.family.clone()), (&mut hops, o.hops.to_string())] {
+            let e = map.entry(key).or_default();
+            e.0 += o.correct as usize;
+            e.1 += 1;
+        }
+    }
+    let scores = |m: BTreeMap<String, (usize, usize)>| m.into_iter().map(|(k, (c, n))| (k, Score::new(c, n))).collect();
+    let correct = outcomes.iter().filter(|o| o.correct).count();
+    EvalReport {
+        mode,
+        overall: Score::new(correct, outcomes.len()),
+        by_family: scores(fam),
+        by_hops: scores(hops),
+        seconds,
+        outcomes,
+    }
+}
+
+/// A model for inference, read from a checkpoint folder (`.../checkpoints/step-N`) or from a run
+/// folder (its newest checkpoint), with the tokenizer it was trained with.
+pub fn load_for_inference(path: &Path, device: &Device) -> Result<(Transformer, Tokenizer, ModelConfig), TrainError> {
+    let dir = if path.join("state.json").is_file() {
+        path.to_path_buf()
+    } else {
+        checkpoint::latest(path).ok_or_else(|| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: "is neither a checkpoint folder (no state.json) nor a run folder with checkpoints/".into(),
+        })?
+    };
+    let loaded = checkpoint::load(&dir)?;
+    let cfg: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)
+        .map_err(|e| TrainError::Checkpoint { path: dir.join("config.json"), message: format!("not JSON: {e}") })?;
+    let mcfg: ModelConfig = serde_json::from_value(cfg.get("model").cloned().unwrap_or_default()).map_err(|e| {
+        TrainError::Checkpoint { path: dir.join("config.json"), message: format!("no valid `model` section: {e}") }
+    })?;
+    let tok = Tokenizer::from_json_bytes(loaded.payload.tokenizer_json.as_bytes())
+        .map_err(|e| TrainError::Checkpoint { path: dir.join("tokenizer.json"), message: e.to_string() })?;
+    if tok.vocab_size() != mcfg.vocab_size {
+        return Err(TrainError::Checkpoint {
+            path: dir.clone(),
+            message: format!(
+                "the tokenizer has {} tokens but the model {}: they do not belong together",
+                tok.vocab_size(),
+                mcfg.vocab_size
+            ),
+        });
+    }
+    let blank = model::engine::with_seed(device, 0, || Transformer::new(&mcfg, device));
+    let model = weights::load_safetensors(blank, &loaded.payload.model_safetensors)
+        .map_err(|e| TrainError::Checkpoint { path: dir.join("model.safetensors"), message: e.to_string() })?;
+    Ok((model, tok, mcfg))
+}
+
+/// Tasks from a JSONL file (one [`Task`] per line, as `ascent world` writes them); a bad line is
+/// named by number.
+pub fn read_tasks(path: &Path) -> Result<Vec<Task>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::error::io_err(path, "cannot read tasks", e))?;
+    let mut tasks = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let t: Task = serde_json::from_str(line)
+            .map_err(|e| TrainError::Data(format!("{}:{}: not a task: {e}", path.display(), i + 1)))?;
+        tasks.push(t);
+    }
+    if tasks.is_empty() {
+        return Err(TrainError::Data(format!("{}: no tasks", path.display())));
+    }
+    Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_matches_known_values() {
+        // 50/100: 0.404 .. 0.596; 0/10: 0 .. 0.278; 10/10: 0.722 .. 1.
+        let w = wilson(50, 100);
+        assert!((w[0] - 0.4038).abs() < 1e-3 && (w[1] - 0.5962).abs() < 1e-3, "{w:?}");
+        let w = wilson(0, 10);
+        assert!(w[0] == 0.0 && (w[1] - 0.2775).abs() < 1e-3, "{w:?}");
+        let w = wilson(10, 10);
+        assert!((w[0] - 0.7225).abs() < 1e-3 && (w[1] - 1.0).abs() < 1e-12, "{w:?}");
+    }
+
+    #[test]
+    fn answered_needs_a_complete_answer_line() {
+        assert!(!answered("Ilona Varsk was born in Lormet."));
+        assert!(!answered("Lormet is in Neruland.\nAnswer: Neru"));
+        assert!(answered("Lormet is in Neruland.\nAnswer: Neruland\n"));
+        assert!(answered("Answer: 1972\nQuestion"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Supervised fine-tuning: continue a checkpoint on (prompt, completion) examples.
+//!
+//! Objective: the mean cross-entropy of the completion tokens (and the end-of-sequence token
+//! after them) given the prompt; prompt and padding positions carry weight 0. A fraction of
+//! each batch replays random windows of pretraining text with full weight, so that the new
+//! skill does not overwrite the stored knowledge it is meant to use.
+//!
+//! Optimiser AdamW (fresh state) with linear warmup and cosine decay; global-norm clipping.
+//! The result is a checkpoint in the usual format (`checkpoints/step-N/`) whose `config.json`
+//! holds `{"stage": "sft", "model": ..., "sft": ...}`. An SFT run is short, so a killed one
+//! restarts from its initial checkpoint rather than resuming mid-way.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use model::burn::module::Module;
+use model::burn::prelude::*;
+use model::{engine, weights, ModelConfig, Transformer};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tokenizer::{Special, Tokenizer};
+
+use crate::checkpoint::{self, Payload, TrainState};
+use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
+use crate::data::SamplerState;
+use crate::error::TrainError;
+use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
+use crate::schedule::lr_at;
+
+/// One supervised example: the model sees `prompt` and learns to write `completion`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Example {
+    pub prompt: String,
+    pub completion: String,
+}
+
+/// The fine-tuning recipe.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftConfig {
+    pub seed: u64,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Rows per step (examples + replay windows).
+    pub batch_size: usize,
+    /// Fraction of each batch's rows that replay pretraining text.
+    pub replay_fraction: f64,
+    /// AdamW; `optim.lr` is the peak rate.
+    pub optim: OptimSection,
+    /// Linear warmup steps, then cosine decay to `min_lr_ratio · lr`.
+    pub warmup_steps: usize,
+    pub min_lr_ratio: f64,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1337,
+            steps: 200,
+            batch_size: 16,
+            replay_fraction: 0.25,
+            optim: OptimSection { lr: 1e-3, ..OptimSection::default() },
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+        }
+    }
+}
+
+impl SftConfig {
+    pub fn check(&self) -> Result<(), TrainError> {
+        let bad = |field: &str, message: String| TrainError::Config { field: field.into(), message };
+        if self.steps == 0 || self.batch_size == 0 {
+            return Err(bad("sft.steps/batch_size", "must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&self.replay_fraction) {
+            return Err(bad("sft.replay_fraction", format!("must be in [0, 1), got {}", self.replay_fraction)));
+        }
+        if !(self.optim.lr.is_finite() && self.optim.lr > 0.0) {
+            return Err(bad("sft.optim.lr", format!("must be positive, got {}", self.optim.lr)));
+        }
+        if self.warmup_steps >= self.steps {
+            return Err(bad("sft.warmup_steps", format!("must be below sft.steps = {}", self.steps)));
+        }
+        Ok(())
+    }
+}
+
+/// What an SFT run reports.
+#[derive(Serialize, Clone, Debug)]
+pub struct SftSummary {
+    pub steps: usize,
+    /// Token positions processed (rows × sequence length × steps).
+    pub tokens: u64,
+    pub flops: f64,
+    pub seconds: f64,
+    /// Mean loss of the first and last tenth of the steps.
+    pub first_loss: f64,
+    pub last_loss: f64,
+    pub losses: Vec<f64>,
+    pub checkpoint: PathBuf,
+}
+
+/// Fine-tune the model of checkpoint `init` on `examples` (with `replay` documents mixed in) and
+/// write the result to `out_dir/checkpoints/step-N`.
+pub fn sft(
+    init: &Path,
+    examples: &[Example],
+    replay: &[String],
+    cfg: &SftConfig,
+    out_dir: &Path,
+    quiet: bool,
+) -> Result<SftSummary, TrainError> {
+    cfg.check()?;
+    if examples.is_empty() {
+        return Err(TrainError::Data("SFT needs at least one example".into()));
+    }
+    let device = engine::device(engine::Backend::Cpu).map_err(TrainError::Engine)?;
+    let train_device = engine::training_device(&device);
+    let loaded = checkpoint::load(init)?;
+    let cfg_json: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)
+        .map_err(|e| TrainError::Checkpoint { path: init.join("config.json"), message: format!("not JSON: {e}") })?;
+    let mcfg: ModelConfig =
+        serde_json::from_value(cfg_json.get("model").cloned().unwrap_or_default()).map_err(|e| {
+            TrainError::Checkpoint { path: init.join("config.json"), message: format!("no valid `model` section: {e}") }
+        })?;
+    let tok = Tokenizer::from_json_bytes(loaded.payload.tokenizer_json.as_bytes())
+        .map_err(|e| TrainError::Checkpoint { path: init.join("tokenizer.json"), message: e.to_string() })?;
+    let blank = engine::with_seed(&train_device, cfg.seed, || Transformer::new(&mcfg, &train_device));
+    let mut model = weights::load_safetensors(blank, &loaded.payload.model_safetensors)
+        .map_err(|e| TrainError::Checkpoint { path: init.join("model.safetensors"), message: e.to_string() })?;
+
+    // Rows: prompt + completion + <eos>, all padded to one length T + 1.
+    let (pad, eos) = (Special::Pad.id(), Special::Eos.id());
+    let rows: Vec<(Vec<u32>, usize)> = examples
+        .iter()
+        .map(|e| {
+            let mut ids = tok.encode(&e.prompt);
+            let n_prompt = ids.len();
+            ids.extend(tok.encode(&e.completion));
+            ids.push(eos);
+            (ids, n_prompt)
+        })
+        .collect();
+    let longest = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(2);
+    let seq = (longest - 1).min(mcfg.max_seq_len);
+    let mut stream = Vec::new();
+    for d in replay {
+        stream.extend(tok.encode(d));
+        stream.push(eos);
+    }
+    let n_replay =
+        if stream.len() > seq + 1 { (cfg.batch_size as f64 * cfg.replay_fraction).round() as usize } else { 0 };
+    let n_sft = cfg.batch_size - n_replay;
+    if n_sft == 0 {
+        return Err(TrainError::Config {
+            field: "sft.replay_fraction".into(),
+            message: "leaves no example rows in a batch".into(),
+        });
+    }
+
+    let schedule = ScheduleSection {
+        kind: ScheduleKind::Cosine,
+        warmup_steps: cfg.warmup_steps,
+        min_lr_ratio: cfg.min_lr_ratio,
+        decay_fraction: 0.2,
+    };
+    let mut optim = adamw(&cfg.optim);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5f7);
+    let shards = shard_count(cfg.batch_size, rayon::current_num_threads());
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} sft [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    let mut losses = Vec::with_capacity(cfg.steps);
+    for step in 0..cfg.steps {
+        let mut x = Vec::with_capacity(cfg.batch_size * seq);
+        let mut y = Vec::with_capacity(cfg.batch_size * seq);
+        let mut w = Vec::with_capacity(cfg.batch_size * seq);
+        for _ in 0..n_sft {
+            let (ids, n_prompt) = &rows[rng.random_range(0..rows.len())];
+            for j in 0..seq {
+                let inp = ids.get(j).copied().unwrap_or(pad);
+                let tgt = ids.get(j + 1).copied();
+                x.push(inp as i64);
+                y.push(tgt.unwrap_or(pad) as i64);
+                // Position j predicts token j + 1: it counts when that token is the completion's.
+                w.push(if tgt.is_some() && j + 1 >= *n_prompt { 1.0f32 } else { 0.0 });
+            }
+        }
+        for _ in 0..n_replay {
+            let s = rng.random_range(0..stream.len() - seq - 1);
+            x.extend(stream[s..s + seq].iter().map(|&t| t as i64));
+            y.extend(stream[s + 1..s + seq + 1].iter().map(|&t| t as i64));
+            w.extend(std::iter::repeat_n(1.0f32, seq));
+        }
+        // Shards take contiguous rows: deal example and replay rows evenly across them.
+        let shape = [cfg.batch_size, seq];
+        let (x, y, w) = interleave(x, y, w, n_sft, n_replay, shards, seq);
+        let x = Tensor::<2, Int>::from_data(TensorData::new(x, shape), &train_device);
+        let y = Tensor::<2, Int>::from_data(TensorData::new(y, shape), &train_device);
+        let w = Tensor::<2>::from_data(TensorData::new(w, shape), &train_device);
+        let per = cfg.batch_size / shards;
+        let (mut grads, shard_losses) = sharded_grads(&model, shards, 1.0, |i, m| {
+            m.loss(
+                x.clone().narrow(0, i * per, per),
+                y.clone().narrow(0, i * per, per),
+                Some(w.clone().narrow(0, i * per, per)),
+            )
+        });
+        clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
+        let lr = lr_at(&schedule, cfg.optim.lr, step, cfg.steps);
+        model = optim.step(lr, model, grads);
+        let loss = shard_losses.iter().sum::<f64>() / shards as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::Data(format!("SFT loss became {loss} at step {}; lower sft.optim.lr", step + 1)));
+        }
+        losses.push(loss);
+        bar.set_position(step as u64 + 1);
+        bar.set_message(format!("loss {loss:.4}"));
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+
+    let optimizer =
+        optim.into_bytes().map_err(|e| TrainError::Engine(format!("cannot serialise optimiser state: {e:?}")))?;
+    let tokens = (cfg.steps * cfg.batch_size * seq) as u64;
+    let config_json = serde_json::to_string_pretty(&serde_json::json!({
+        "stage": "sft",
+        "model": mcfg,
+        "sft": cfg,
+        "init": init.display().to_string(),
+    }))
+    .expect("config serialises");
+    let payload = Payload {
+        model_safetensors: weights::to_safetensors(&model.valid(), &Default::default()),
+        config_json,
+        optimizer: optimizer.to_vec(),
+        tokenizer_json: loaded.payload.tokenizer_json.clone(),
+    };
+    let state = TrainState {
+        format_version: checkpoint::FORMAT_VERSION,
+        step: cfg.steps,
+        tokens_seen: tokens,
+        sampler: SamplerState { seed: cfg.seed, word_pos: 0 },
+        val_loss: None,
+        files: Default::default(),
+    };
+    let dir = checkpoint::save(out_dir, &payload, state, 1)?;
+    let tenth = (cfg.steps / 10).max(1);
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    Ok(SftSummary {
+        steps: cfg.steps,
+        tokens,
+        flops: mcfg.train_flops_per_token(seq) as f64 * tokens as f64,
+        seconds,
+        first_loss: mean(&losses[..tenth]),
+        last_loss: mean(&losses[losses.len() - tenth..]),
+        losses,
+        checkpoint: dir,
+    })
+}
+
+/// Reorders rows (first `n_sft` example rows, then `n_replay` replay rows) so that every shard
+/// of contiguous rows gets its share of both kinds.
+fn interleave(
+    x: Vec<i64>,
+    y: Vec<i64>,
+    w: Vec<f32>,
+    n_sft: usize,
+    n_replay: usize,
+    shards: usize,
+    seq: usize,
+) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
+    let n = n_sft + n_replay;
+    // Row order: deal rows round-robin to shards, then lay shards out one after another.
+    let mut per_shard: Vec<Vec<usize>> = vec![Vec::new(); shards];
+    for (k, r) in (0..n_sft).chain(n_sft..n).enumerate() {
+        per_shard[k % shards].push(r);
+    }
+    let order: Vec<usize> = per_shard.into_iter().flatten().collect();
+    let pick = |v: &[i64]| order.iter().flat_map(|&r| v[r * seq..(r + 1) * seq].iter().copied()).collect::<Vec<_>>();
+    let wv = order.iter().flat_map(|&r| w[r * seq..(r + 1) * seq].iter().copied()).collect();
+    (pick(&x), pick(&y), wv)
+}

@@ -1,0 +1,123 @@
+//! Fine-tuning and evaluation end to end: SFT teaches a model answers it could not give before,
+//! greedy evaluation grades them with the tasks' verifiers, and the prompt format tokenises as
+//! a prefix of the training text.
+
+use std::path::Path;
+
+use model::engine::{self, Backend};
+use model::{weights, ModelConfig, Transformer};
+use tokenizer::Tokenizer;
+use train::checkpoint::{self, Payload, TrainState};
+use train::data::SamplerState;
+use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions};
+use train::sft::{sft, Example, SftConfig};
+use world::{Split, World, WorldConfig};
+
+fn small_world() -> World {
+    World::generate(&WorldConfig { seed: 5, people: 16, ..Default::default() }).unwrap()
+}
+
+fn world_tokenizer(w: &World) -> Tokenizer {
+    let mut texts = w.corpus_documents(1).unwrap();
+    for t in w.tasks() {
+        texts.push(qa_text(&t.question, &t.answer));
+        texts.push(trace_text(&t.question, &t.trace));
+    }
+    Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: 384, ..Default::default() }).unwrap()
+}
+
+/// A freshly initialised model saved as a checkpoint, as a stage would leave it.
+fn random_checkpoint(out: &Path, tok: &Tokenizer) -> std::path::PathBuf {
+    let cfg = ModelConfig::llama(tok.vocab_size(), 64, 2, 4, 192);
+    let device = engine::device(Backend::Cpu).unwrap();
+    let m = Transformer::seeded(&cfg, &device, 3);
+    let payload = Payload {
+        model_safetensors: weights::to_safetensors(&m, &Default::default()),
+        config_json: serde_json::json!({ "model": cfg }).to_string(),
+        optimizer: Vec::new(),
+        tokenizer_json: tok.to_json_string().unwrap(),
+    };
+    let state = TrainState {
+        format_version: checkpoint::FORMAT_VERSION,
+        step: 0,
+        tokens_seen: 0,
+        sampler: SamplerState { seed: 0, word_pos: 0 },
+        val_loss: None,
+        files: Default::default(),
+    };
+    checkpoint::save(out, &payload, state, 1).unwrap()
+}
+
+#[test]
+fn prompts_tokenise_as_a_prefix_of_the_training_text() {
+    let w = small_world();
+    let tok = world_tokenizer(&w);
+    for t in w.tasks().iter().take(200) {
+        let full = tok.encode(&qa_text(&t.question, &t.answer));
+        let p = tok.encode(&eval::prompt(&t.question, AnswerMode::Direct));
+        assert_eq!(&full[..p.len()], &p[..], "direct prompt of {}", t.id);
+        let full = tok.encode(&trace_text(&t.question, &t.trace));
+        let p = tok.encode(&eval::prompt(&t.question, AnswerMode::Trace));
+        assert_eq!(&full[..p.len()], &p[..], "trace prompt of {}", t.id);
+    }
+}
+
+#[test]
+fn sft_teaches_traces_that_evaluation_grades_correct() {
+    let w = small_world();
+    let tok = world_tokenizer(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let init = random_checkpoint(&dir.path().join("init"), &tok);
+    // A handful of train tasks, learned by heart: the test is that SFT fits its examples and that
+    // evaluation reads the answers off the traces, not that anything generalises.
+    let tasks: Vec<world::Task> = w.tasks_in(Split::Train).into_iter().filter(|t| t.hops <= 2).take(12).collect();
+    let examples: Vec<Example> = tasks
+        .iter()
+        .map(|t| Example { prompt: eval::prompt(&t.question, AnswerMode::Trace), completion: t.trace.clone() })
+        .collect();
+    let device = engine::device(Backend::Cpu).unwrap();
+    let opts = EvalOptions { mode: AnswerMode::Trace, batch: 8, max_new: Some(80) };
+    let (before, _, _) = eval::load_for_inference(&init, &device).unwrap();
+    let r0 = eval::evaluate(&before, &tok, &tasks, &opts, &device).unwrap();
+
+    let cfg = SftConfig {
+        steps: 150,
+        batch_size: 8,
+        replay_fraction: 0.0,
+        warmup_steps: 5,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..SftConfig::default()
+    };
+    let s = sft(&init, &examples, &[], &cfg, &dir.path().join("sft"), true).unwrap();
+    assert!(s.last_loss < 0.2 * s.first_loss, "SFT loss fell only from {} to {}", s.first_loss, s.last_loss);
+    let (after, _, _) = eval::load_for_inference(&s.checkpoint, &device).unwrap();
+    let r1 = eval::evaluate(&after, &tok, &tasks, &opts, &device).unwrap();
+    assert!(r0.overall.accuracy <= 0.1, "an untrained model scored {}", r0.overall.accuracy);
+    assert!(
+        r1.overall.accuracy >= 0.75,
+        "after SFT only {} of the memorised tasks\n{:#?}",
+        r1.overall.accuracy,
+        r1.outcomes
+    );
+    // The grading is by verifier: every outcome marked correct has the gold answer.
+    for o in &r1.outcomes {
+        if o.correct {
+            assert!(world::normalize_name(o.predicted.as_deref().unwrap()) == world::normalize_name(&o.gold), "{o:?}");
+        }
+    }
+    // The table lists every family present and the total.
+    let table = r1.table();
+    assert!(table.contains("all") && table.contains("recall"), "{table}");
+}
+
+#[test]
+fn load_for_inference_refuses_what_is_not_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = engine::device(Backend::Cpu).unwrap();
+    let e = eval::load_for_inference(dir.path(), &device).err().expect("an empty folder is refused").to_string();
+    assert!(e.contains("neither a checkpoint"), "{e}");
+    let bad = dir.path().join("tasks.jsonl");
+    std::fs::write(&bad, "{\"id\": 1}\n").unwrap();
+    let e = eval::read_tasks(&bad).unwrap_err().to_string();
+    assert!(e.contains(":1:"), "the bad line is named: {e}");
+}
