@@ -65,6 +65,9 @@ enum Command {
         /// Vocabulary of the world's BPE tokenizer (tokenizer.json).
         #[arg(long, default_value_t = 512)]
         vocab: usize,
+        /// Build the world from your own knowledge base (JSONL triples) instead of generating one.
+        #[arg(long)]
+        kb: Option<PathBuf>,
     },
     /// Climb the ladder: one world, a model trained on it, one lever per rung, each re-measured
     /// on held-out questions. Writes report.md, report.html and report.json to --out.
@@ -236,18 +239,22 @@ fn main() -> Result<()> {
                 println!("checkpoint: {}", c.display());
             }
         }
-        Command::World { seed, out, renderings, people, vocab } => {
-            let cfg = world::WorldConfig { seed, renderings, people, ..Default::default() };
-            cfg.validate()?;
-            let w = world::World::generate(&cfg)?;
+        Command::World { seed, out, renderings, people, vocab, kb } => {
+            use world::Knowledge;
+            let w: Box<dyn Knowledge> = match &kb {
+                None => {
+                    let cfg = world::WorldConfig { seed, renderings, people, ..Default::default() };
+                    cfg.validate()?;
+                    Box::new(world::World::generate(&cfg)?)
+                }
+                Some(path) => {
+                    let cfg = world::KbConfig { seed, ..Default::default() };
+                    Box::new(world::KnowledgeBase::read(path, &cfg)?)
+                }
+            };
             // One tokenizer per world, shared by every rendering count: byte-level BPE trained on
             // the single-rendering corpus and the train tasks. It counts the corpus tokens.
-            let mut texts = w.corpus_documents(1)?;
-            texts.extend(w.tasks_in(world::Split::Train).into_iter().map(|t| format!("{}\n{}", t.question, t.trace)));
-            let tok = tokenizer::Tokenizer::train(
-                texts.iter(),
-                &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() },
-            )?;
+            let tok = ladder::train_world_tokenizer(w.as_ref(), vocab)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             tok.save(&out.join("tokenizer.json"))?;
             let count = |text: &str| tok.encode(text).len() as u64;

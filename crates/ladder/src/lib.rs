@@ -16,7 +16,7 @@ pub mod rungs;
 use std::path::PathBuf;
 
 pub use preset::{Preset, PRESETS};
-pub use run::{check_inputs, run, LadderOptions};
+pub use run::{check_inputs, run, train_world_tokenizer, LadderOptions};
 
 /// What can stop a ladder run; each names what was wrong and where.
 #[derive(Debug, thiserror::Error)]

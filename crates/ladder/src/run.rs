@@ -118,7 +118,19 @@ fn subset(tasks: Vec<Task>, per_family: usize, seed: u64) -> Vec<Task> {
 }
 
 /// The world's tokenizer: byte-level BPE over the single-rendering corpus and the train tasks in
-/// both QA formats. Reused from `world/tokenizer.json` when it was made for the same knowledge.
+/// both QA formats. One per world, shared by every rendering count and every rung.
+pub fn train_world_tokenizer(k: &dyn Knowledge, vocab: usize) -> Result<Tokenizer, LadderError> {
+    let mut texts = k.corpus_documents(1)?;
+    for t in k.tasks_in(Split::Train) {
+        texts.push(qa_text(&t.question, &t.answer));
+        texts.push(trace_text(&t.question, &t.trace));
+    }
+    Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() })
+        .map_err(|e| LadderError::Tokenizer(e.to_string()))
+}
+
+/// [`train_world_tokenizer`], reused from `dir/tokenizer.json` when it was made for the same
+/// knowledge, corpus and vocabulary.
 fn world_tokenizer(k: &dyn Knowledge, vocab: usize, dir: &Path, fresh: bool) -> Result<Tokenizer, LadderError> {
     let path = dir.join("tokenizer.json");
     let key_path = dir.join("tokenizer.key");
@@ -128,13 +140,7 @@ fn world_tokenizer(k: &dyn Knowledge, vocab: usize, dir: &Path, fresh: bool) -> 
             return Ok(t);
         }
     }
-    let mut texts = k.corpus_documents(1)?;
-    for t in k.tasks_in(Split::Train) {
-        texts.push(qa_text(&t.question, &t.answer));
-        texts.push(trace_text(&t.question, &t.trace));
-    }
-    let tok = Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() })
-        .map_err(|e| LadderError::Tokenizer(e.to_string()))?;
+    let tok = train_world_tokenizer(k, vocab)?;
     tok.save(&path).map_err(|e| LadderError::Tokenizer(e.to_string()))?;
     checkpoint::write_atomic(&key_path, key.as_bytes())?;
     Ok(tok)
@@ -506,9 +512,13 @@ fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: 
             p.sft.optim.lr
         ),
         format!(
-            "Evaluation: greedy decoding; {} held-out tasks ({} per family at most), recall probe on {} train-people recall tasks.",
+            "Evaluation: greedy decoding; {} held-out tasks ({}), recall probe on {} train-people recall tasks.",
             eval.len(),
-            if p.eval_per_family == 0 { "all".to_string() } else { p.eval_per_family.to_string() },
+            if p.eval_per_family == 0 {
+                "every held-out task".to_string()
+            } else {
+                format!("at most {} per family, a fixed seeded subset", p.eval_per_family)
+            },
             probe.len()
         ),
     ];
