@@ -498,13 +498,7 @@ impl KnowledgeBase {
     /// The knowledge as canonical JSON lines, in the record format of the world's `kb.jsonl`
     /// ([`KbRecord`]), each line ending in `\n`. Importing it again gives the same knowledge base.
     pub fn kb_jsonl(&self) -> String {
-        let mut s = String::new();
-        for r in self.kb_records() {
-            // Serialising a struct of strings cannot fail.
-            s.push_str(&serde_json::to_string(&r).unwrap_or_default());
-            s.push('\n');
-        }
-        s
+        crate::world::records_jsonl(&self.kb_records())
     }
 
     /// SHA-256 (hex) of [`KnowledgeBase::kb_jsonl`]: the knowledge hash for reports.

@@ -278,6 +278,17 @@ pub struct World {
     pub splits: Vec<Split>,
 }
 
+/// Knowledge records as JSON lines, each ending in `\n` (the `kb.jsonl` format).
+pub(crate) fn records_jsonl(records: &[KbRecord]) -> String {
+    let mut s = String::new();
+    for r in records {
+        // Serialising a struct of strings cannot fail.
+        s.push_str(&serde_json::to_string(r).unwrap_or_default());
+        s.push('\n');
+    }
+    s
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -471,13 +482,7 @@ impl World {
     /// The knowledge as JSON lines `{"subject","relation","object","subject_type","object_type"}`,
     /// each line ending in `\n`.
     pub fn kb_jsonl(&self) -> String {
-        let mut s = String::new();
-        for r in self.kb_records() {
-            // Serialising a struct of strings cannot fail.
-            s.push_str(&serde_json::to_string(&r).unwrap_or_default());
-            s.push('\n');
-        }
-        s
+        records_jsonl(&self.kb_records())
     }
 
     /// SHA-256 (hex) of [`World::kb_jsonl`]: the knowledge hash that goes in every report.
