@@ -16,7 +16,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use model::burn::module::Module;
 use model::burn::prelude::*;
-use model::{engine, weights, ModelConfig, Transformer};
+use model::{engine, weights, ModelConfig, Position, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -121,16 +121,12 @@ pub fn sft(
     let loaded = checkpoint::load(init)?;
     let cfg_json: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)
         .map_err(|e| TrainError::Checkpoint { path: init.join("config.json"), message: format!("not JSON: {e}") })?;
-    let mcfg: ModelConfig =
+    let mut mcfg: ModelConfig =
         serde_json::from_value(cfg_json.get("model").cloned().unwrap_or_default()).map_err(|e| {
             TrainError::Checkpoint { path: init.join("config.json"), message: format!("no valid `model` section: {e}") }
         })?;
     let tok = Tokenizer::from_json_bytes(loaded.payload.tokenizer_json.as_bytes())
         .map_err(|e| TrainError::Checkpoint { path: init.join("tokenizer.json"), message: e.to_string() })?;
-    let blank = engine::with_seed(&train_device, cfg.seed, || Transformer::new(&mcfg, &train_device));
-    let mut model = weights::load_safetensors(blank, &loaded.payload.model_safetensors)
-        .map_err(|e| TrainError::Checkpoint { path: init.join("model.safetensors"), message: e.to_string() })?;
-
     // Rows: prompt + completion + <eos>, all padded to one length T + 1.
     let (pad, eos) = (Special::Pad.id(), Special::Eos.id());
     let rows: Vec<(Vec<u32>, usize)> = examples
@@ -144,7 +140,15 @@ pub fn sft(
         })
         .collect();
     let longest = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(2);
+    // Rotary positions have no table, so a model pretrained on short windows is fine-tuned (and
+    // later asked) at the length its examples need; learned positions stay bounded by their table.
+    if mcfg.position != Position::Learned && mcfg.max_seq_len < longest {
+        mcfg.max_seq_len = longest;
+    }
     let seq = (longest - 1).min(mcfg.max_seq_len);
+    let blank = engine::with_seed(&train_device, cfg.seed, || Transformer::new(&mcfg, &train_device));
+    let mut model = weights::load_safetensors(blank, &loaded.payload.model_safetensors)
+        .map_err(|e| TrainError::Checkpoint { path: init.join("model.safetensors"), message: e.to_string() })?;
     let mut stream = Vec::new();
     for d in replay {
         stream.extend(tok.encode(d));
