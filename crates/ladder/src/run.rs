@@ -54,12 +54,29 @@ pub struct LadderOptions {
     pub until: Option<String>,
 }
 
-/// What `rungs/NN-name/result.json` holds.
+/// What `rungs/NN-name/result.json` holds. In the file, `checkpoint` is relative to the rung's
+/// folder, so an output folder can be moved or reached from another working directory.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 struct RungResult {
     key: String,
     checkpoint: PathBuf,
     report: RungReport,
+}
+
+impl RungResult {
+    fn read(dir: &Path) -> Option<Self> {
+        let mut r: Self = serde_json::from_slice(&std::fs::read(dir.join("result.json")).ok()?).ok()?;
+        r.checkpoint = dir.join(&r.checkpoint);
+        Some(r)
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), LadderError> {
+        let rel = self.checkpoint.strip_prefix(dir).unwrap_or(&self.checkpoint).to_path_buf();
+        let stored = Self { checkpoint: rel, ..self.clone() };
+        let json = serde_json::to_string_pretty(&stored).expect("result serialises");
+        checkpoint::write_atomic(&dir.join("result.json"), json.as_bytes())?;
+        Ok(())
+    }
 }
 
 fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> LadderError {
@@ -288,11 +305,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
             .expect("key serialises")
             .as_bytes(),
         );
-        let result_path = dir.join("result.json");
-        let reusable = std::fs::read(&result_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<RungResult>(&b).ok())
-            .filter(|r| r.key == key && r.checkpoint.join("state.json").is_file());
+        let reusable = RungResult::read(&dir).filter(|r| r.key == key && r.checkpoint.join("state.json").is_file());
         let result = match reusable {
             Some(mut r) => {
                 r.report.reused = true;
@@ -430,10 +443,7 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     let report = rung_report(x.spec, x.knowledge_sha, x.corpus_sha, x.renderings, model_line, params, &held, &probe);
     let report = RungReport { train_tokens, flops, seconds: started.elapsed().as_secs_f64(), extra, ..report };
     let result = RungResult { key: x.key.to_string(), checkpoint: ckpt, report };
-    checkpoint::write_atomic(
-        &dir.join("result.json"),
-        serde_json::to_string_pretty(&result).expect("result serialises").as_bytes(),
-    )?;
+    result.write(dir)?;
     Ok(result)
 }
 

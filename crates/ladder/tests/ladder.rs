@@ -69,6 +69,22 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
         assert_eq!(a.accuracy, b.accuracy, "{}", a.name);
     }
 
+    // The output folder can move: checkpoints are found relative to each rung.
+    let moved = dir.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p != moved {
+            std::fs::rename(&p, moved.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let after_move = run(&opts(&moved), &mut |_| {}).unwrap();
+    assert!(after_move.rungs.iter().all(|x| x.reused), "a moved output folder is still reused");
+    for entry in std::fs::read_dir(&moved).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::rename(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+
     // A changed rung reruns, with those after it (the SFT rung builds on `schedule`); earlier
     // rungs are still reused.
     let mut o = opts(dir.path());
