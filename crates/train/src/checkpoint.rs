@@ -170,6 +170,31 @@ fn ck_err(dir: &Path, message: impl Into<String>) -> TrainError {
     TrainError::Checkpoint { path: dir.to_path_buf(), message: message.into() }
 }
 
+impl Loaded {
+    /// The architecture (`config.json`'s `model` section, which every stage writes) and the
+    /// tokenizer of this checkpoint, refused when they do not belong together.
+    pub fn model_and_tokenizer(&self) -> Result<(model::ModelConfig, tokenizer::Tokenizer), TrainError> {
+        let dir = &self.dir;
+        let cfg: serde_json::Value = serde_json::from_str(&self.payload.config_json)
+            .map_err(|e| ck_err(&dir.join("config.json"), format!("not JSON: {e}")))?;
+        let mcfg: model::ModelConfig = serde_json::from_value(cfg.get("model").cloned().unwrap_or_default())
+            .map_err(|e| ck_err(&dir.join("config.json"), format!("no valid `model` section: {e}")))?;
+        let tok = tokenizer::Tokenizer::from_json_bytes(self.payload.tokenizer_json.as_bytes())
+            .map_err(|e| ck_err(&dir.join("tokenizer.json"), e.to_string()))?;
+        if tok.vocab_size() != mcfg.vocab_size {
+            return Err(ck_err(
+                dir,
+                format!(
+                    "the tokenizer has {} tokens but the model {}: they do not belong together",
+                    tok.vocab_size(),
+                    mcfg.vocab_size
+                ),
+            ));
+        }
+        Ok((mcfg, tok))
+    }
+}
+
 /// Read a checkpoint folder, verifying every file's size and hash against `state.json`.
 pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
     if !dir.is_dir() {

@@ -264,23 +264,7 @@ pub fn load_for_inference(path: &Path, device: &Device) -> Result<(Transformer, 
         })?
     };
     let loaded = checkpoint::load(&dir)?;
-    let cfg: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)
-        .map_err(|e| TrainError::Checkpoint { path: dir.join("config.json"), message: format!("not JSON: {e}") })?;
-    let mcfg: ModelConfig = serde_json::from_value(cfg.get("model").cloned().unwrap_or_default()).map_err(|e| {
-        TrainError::Checkpoint { path: dir.join("config.json"), message: format!("no valid `model` section: {e}") }
-    })?;
-    let tok = Tokenizer::from_json_bytes(loaded.payload.tokenizer_json.as_bytes())
-        .map_err(|e| TrainError::Checkpoint { path: dir.join("tokenizer.json"), message: e.to_string() })?;
-    if tok.vocab_size() != mcfg.vocab_size {
-        return Err(TrainError::Checkpoint {
-            path: dir.clone(),
-            message: format!(
-                "the tokenizer has {} tokens but the model {}: they do not belong together",
-                tok.vocab_size(),
-                mcfg.vocab_size
-            ),
-        });
-    }
+    let (mcfg, tok) = loaded.model_and_tokenizer()?;
     let blank = model::engine::with_seed(device, 0, || Transformer::new(&mcfg, device));
     let model = weights::load_safetensors(blank, &loaded.payload.model_safetensors)
         .map_err(|e| TrainError::Checkpoint { path: dir.join("model.safetensors"), message: e.to_string() })?;

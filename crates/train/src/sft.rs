@@ -16,11 +16,11 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use model::burn::module::Module;
 use model::burn::prelude::*;
-use model::{engine, weights, ModelConfig, Position, Transformer};
+use model::{engine, weights, Position, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tokenizer::{Special, Tokenizer};
+use tokenizer::Special;
 
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
@@ -119,14 +119,7 @@ pub fn sft(
     let device = engine::device(engine::Backend::Cpu).map_err(TrainError::Engine)?;
     let train_device = engine::training_device(&device);
     let loaded = checkpoint::load(init)?;
-    let cfg_json: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)
-        .map_err(|e| TrainError::Checkpoint { path: init.join("config.json"), message: format!("not JSON: {e}") })?;
-    let mut mcfg: ModelConfig =
-        serde_json::from_value(cfg_json.get("model").cloned().unwrap_or_default()).map_err(|e| {
-            TrainError::Checkpoint { path: init.join("config.json"), message: format!("no valid `model` section: {e}") }
-        })?;
-    let tok = Tokenizer::from_json_bytes(loaded.payload.tokenizer_json.as_bytes())
-        .map_err(|e| TrainError::Checkpoint { path: init.join("tokenizer.json"), message: e.to_string() })?;
+    let (mut mcfg, tok) = loaded.model_and_tokenizer()?;
     // Rows: prompt + completion + <eos>, all padded to one length T + 1.
     let (pad, eos) = (Special::Pad.id(), Special::Eos.id());
     let rows: Vec<(Vec<u32>, usize)> = examples
