@@ -15,6 +15,46 @@ use train::bench::{bench_generate, bench_train, BenchArgs};
 use train::config::DEFAULT_TOML;
 use train::{PretrainConfig, RunOptions};
 
+/// Decoding settings shared by `generate` and `chat`.
+#[derive(Args, Clone, Debug)]
+struct GenFlags {
+    /// Tokens generated at most.
+    #[arg(long, default_value_t = 64)]
+    max_new: usize,
+    /// Softmax temperature; 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Keep the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Nucleus sampling mass (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Drop tokens below min_p × the top probability (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Completions to draw.
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+}
+
+impl GenFlags {
+    fn options(&self, stop: Vec<String>) -> Result<train::infer::CompleteOptions> {
+        let sampling = model::Sampling {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            seed: self.seed,
+        };
+        sampling.validate().map_err(anyhow::Error::msg)?;
+        Ok(train::infer::CompleteOptions { sampling, max_new: self.max_new, n: self.n, batch: 16, stop })
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "ascent", version, about = "Make small language models more capable without new knowledge")]
 struct Cli {
@@ -96,6 +136,9 @@ enum Command {
         /// Stop after this rung.
         #[arg(long)]
         until: Option<String>,
+        /// Run only these rungs (comma-separated) and the rungs they build on.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Answer tasks greedily with a checkpoint and grade them: accuracy per family and hop depth
     /// with 95% intervals, printed as a table and written as JSON.
@@ -118,6 +161,36 @@ enum Command {
         /// Prompts decoded together per thread.
         #[arg(long, default_value_t = 32)]
         batch: usize,
+    },
+    /// Continue a prompt with a checkpoint (greedy, or sampled with --temperature).
+    Generate {
+        /// A checkpoint folder (…/checkpoints/step-N) or a run folder (its newest checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The text to continue.
+        #[arg(long)]
+        prompt: String,
+        /// Wrap the prompt as a user turn of the chat template and generate the assistant's turn.
+        #[arg(long)]
+        chat: bool,
+        /// Stop at this string (repeatable); it is cut off.
+        #[arg(long)]
+        stop: Vec<String>,
+        /// Print the completions as JSON lines (text, tokens, sampled count, finish reason).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        gen: GenFlags,
+    },
+    /// Talk to a checkpoint through the chat template (one line per turn; empty line or EOF ends).
+    Chat {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A system turn to start the conversation with.
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        gen: GenFlags,
     },
     /// Parameter and FLOP counts of an architecture.
     Info {
@@ -278,7 +351,7 @@ fn main() -> Result<()> {
                 out.join("decontamination.json").display()
             );
         }
-        Command::Ladder { preset, seed, out, fresh, kb, threads, overrides, until } => {
+        Command::Ladder { preset, seed, out, fresh, kb, threads, overrides, until, only } => {
             let opts = ladder::LadderOptions {
                 preset,
                 seed,
@@ -289,6 +362,7 @@ fn main() -> Result<()> {
                 threads,
                 overrides,
                 until,
+                only,
             };
             let mut print_row = |r: &report::RungReport| {
                 let fams: Vec<String> = report::FAMILY_ORDER
@@ -336,6 +410,59 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| tasks.with_extension("eval.json"));
             train::checkpoint::write_atomic(&out, serde_json::to_string_pretty(&r)?.as_bytes())?;
             println!("{} tasks in {:.1}s; report: {}", r.overall.n, r.seconds, out.display());
+        }
+        Command::Generate { checkpoint, prompt, chat, stop, json, gen } => {
+            let opts = gen.options(stop)?;
+            let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
+            let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
+            let text = if chat {
+                tokenizer::render_chat(&[tokenizer::Message::new(tokenizer::Role::User, prompt)], true)
+            } else {
+                prompt
+            };
+            let outs = train::infer::complete(&m, &tok, &text, &opts, &|_, _| {}, &device)?;
+            for c in outs {
+                if json {
+                    println!("{}", serde_json::to_string(&c)?);
+                } else {
+                    println!("{}", c.text);
+                }
+            }
+        }
+        Command::Chat { checkpoint, system, gen } => {
+            use std::io::{BufRead, Write};
+            let opts = gen.options(Vec::new())?;
+            let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
+            let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
+            let mut session = train::infer::ChatSession::new(system.as_deref());
+            let stdin = std::io::stdin();
+            let interactive = stdin.is_terminal();
+            loop {
+                if interactive {
+                    print!("> ");
+                    std::io::stdout().flush()?;
+                }
+                let mut line = String::new();
+                if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    break;
+                }
+                let printed = std::sync::Mutex::new(0usize);
+                let show = |text: &str| {
+                    let mut n = printed.lock().expect("not poisoned");
+                    if text.len() > *n && text.is_char_boundary(*n) {
+                        print!("{}", &text[*n..]);
+                        let _ = std::io::stdout().flush();
+                        *n = text.len();
+                    }
+                };
+                let c = session.reply(&m, &tok, line.trim_end_matches(['\n', '\r']), &opts, &show, &device)?;
+                // Streaming printed the raw text; finish the line with whatever it did not show.
+                let shown = *printed.lock().expect("not poisoned");
+                if c.text.len() > shown && c.text.is_char_boundary(shown) {
+                    print!("{}", &c.text[shown..]);
+                }
+                println!();
+            }
         }
         Command::Info { config, preset } => {
             let mut cfg = load_config(&config)?;

@@ -14,7 +14,7 @@
 //! spec, the knowledge, the corpus it trains on, the tokenizer, its parent's key and the
 //! evaluation settings. A rung whose training was killed resumes from its newest checkpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tokenizer::Tokenizer;
 use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions, EvalReport};
 use train::sft::{self, Example};
+use train::testtime;
 use train::{checkpoint, RunOptions};
 use world::{Family, Knowledge, Split, Task};
 
@@ -52,10 +53,13 @@ pub struct LadderOptions {
     pub overrides: Vec<String>,
     /// Stop after the rung of this name (the report holds the rungs up to it).
     pub until: Option<String>,
+    /// Run only these rungs (and the rungs they build on); empty = every rung.
+    pub only: Vec<String>,
 }
 
 /// What `rungs/NN-name/result.json` holds. In the file, `checkpoint` is relative to the rung's
-/// folder, so an output folder can be moved or reached from another working directory.
+/// folder (a test-time rung's points into its parent's folder), so an output folder can be moved
+/// or reached from another working directory.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 struct RungResult {
     key: String,
@@ -71,12 +75,30 @@ impl RungResult {
     }
 
     fn write(&self, dir: &Path) -> Result<(), LadderError> {
-        let rel = self.checkpoint.strip_prefix(dir).unwrap_or(&self.checkpoint).to_path_buf();
+        let rel = relative_to(&self.checkpoint, dir);
         let stored = Self { checkpoint: rel, ..self.clone() };
         let json = serde_json::to_string_pretty(&stored).expect("result serialises");
         checkpoint::write_atomic(&dir.join("result.json"), json.as_bytes())?;
         Ok(())
     }
+}
+
+/// `path` relative to folder `base` (with `..` steps where it lies outside `base`, as a test-time
+/// rung's checkpoint in its parent rung's folder does); `path` itself when they share no prefix.
+fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    let (p, b): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return path.to_path_buf();
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &p[common..] {
+        rel.push(c);
+    }
+    rel
 }
 
 fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> LadderError {
@@ -93,6 +115,12 @@ pub fn check_inputs(opts: &LadderOptions) -> Result<(Preset, Box<dyn Knowledge>)
     if let Some(u) = &opts.until {
         if !rungs(&preset, opts.seed).iter().any(|r| &r.name == u) {
             return Err(LadderError::Input(format!("--until {u}: no such rung")));
+        }
+    }
+    let names: Vec<String> = rungs(&preset, opts.seed).into_iter().map(|r| r.name).collect();
+    for o in &opts.only {
+        if !names.contains(o) {
+            return Err(LadderError::Input(format!("--only {o}: no such rung (rungs: {})", names.join(", "))));
         }
     }
     std::fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, "cannot create the output folder", e))?;
@@ -115,6 +143,24 @@ pub fn check_inputs(opts: &LadderOptions) -> Result<(Preset, Box<dyn Knowledge>)
         }
     };
     Ok((preset, knowledge))
+}
+
+/// The rungs to run: those named in `only` and every rung they build on (all when `only` is empty).
+fn selected(specs: &[RungSpec], only: &[String]) -> BTreeSet<String> {
+    if only.is_empty() {
+        return specs.iter().map(|s| s.name.clone()).collect();
+    }
+    let mut wanted = BTreeSet::new();
+    let mut stack: Vec<String> = only.to_vec();
+    while let Some(name) = stack.pop() {
+        if !wanted.insert(name.clone()) {
+            continue;
+        }
+        if let Some(from) = specs.iter().find(|s| s.name == name).and_then(|s| s.stage.parent()) {
+            stack.push(from.to_string());
+        }
+    }
+    wanted
 }
 
 /// A fixed, seeded subset of `tasks`: at most `per_family` of each family (0 = all).
@@ -275,13 +321,18 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
     report.setup = setup_lines(&preset, &report.world, &eval_tasks, &probe_tasks, tok.vocab_size());
 
     let specs = rungs(&preset, opts.seed);
+    let wanted = selected(&specs, &opts.only);
     let mut done: BTreeMap<String, RungResult> = BTreeMap::new();
     let rung_root = out.join("rungs");
     for (i, spec) in specs.iter().enumerate() {
+        if !wanted.contains(&spec.name) {
+            continue;
+        }
         let dir = rung_root.join(format!("{i:02}-{}", spec.name));
-        let (corpus_renderings, parent) = match &spec.stage {
-            Stage::Pretrain { renderings, .. } => (*renderings, None),
-            Stage::CotSft { from, .. } => {
+        let (corpus_renderings, parent) = match (&spec.stage, spec.stage.parent()) {
+            (Stage::Pretrain { renderings, .. }, _) => (*renderings, None),
+            (_, from) => {
+                let from = from.expect("a stage that is not pretraining builds on a rung");
                 let p = done.get(from).ok_or_else(|| {
                     LadderError::Input(format!(
                         "rung `{}` builds on `{from}`, which does not come before it",
@@ -377,7 +428,7 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     let train_dir = dir.join("train");
     let mut extra: BTreeMap<String, serde_json::Value> = BTreeMap::new();
 
-    let (ckpt, train_tokens, flops, model_line, params) = match &x.spec.stage {
+    let (ckpt, train_tokens, flops, model_line, params, earlier_seconds) = match &x.spec.stage {
         Stage::Pretrain { renderings, config } => {
             let mut cfg = (**config).clone();
             cfg.out_dir = train_dir.clone();
@@ -399,7 +450,7 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
                 extra.insert("val_loss_heldout_qa_start".into(), serde_json::json!(v));
             }
             let flops = s.model.train_flops_per_token(cfg.train.seq_len) as f64 * s.tokens_seen as f64;
-            (ckpt, s.tokens_seen, flops, s.model.summary(), s.params)
+            (ckpt, s.tokens_seen, flops, s.model.summary(), s.params, s.total_seconds - s.seconds)
         }
         Stage::CotSft { config, .. } => {
             let parent = x.parent.expect("an SFT rung has a parent");
@@ -411,7 +462,11 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             extra.insert("sft_loss_first".into(), serde_json::json!(s.first_loss));
             extra.insert("sft_loss_last".into(), serde_json::json!(s.last_loss));
             extra.insert("sft_examples".into(), serde_json::json!(x.examples.len()));
-            (s.checkpoint, s.tokens, s.flops, parent.report.model.clone(), parent.report.params)
+            (s.checkpoint, s.tokens, s.flops, parent.report.model.clone(), parent.report.params, 0.0)
+        }
+        Stage::TestTime { .. } => {
+            let parent = x.parent.expect("a test-time rung has a parent");
+            (parent.checkpoint.clone(), 0, 0.0, parent.report.model.clone(), parent.report.params, 0.0)
         }
     };
 
@@ -420,11 +475,51 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     let (model, tok, _) = eval::load_for_inference(&ckpt, &device)?;
     let mut tasks = x.eval_tasks.to_vec();
     tasks.extend(x.probe_tasks.iter().cloned());
-    let opts = EvalOptions { mode: x.spec.answer_mode, batch: x.preset.eval_batch, max_new: None };
-    let all = eval::evaluate(&model, &tok, &tasks, &opts, &device)?;
-    let (held, probe): (Vec<_>, Vec<_>) = all.outcomes.iter().cloned().partition(|o| o.split == "heldout");
-    let held = eval::summarise(opts.mode, held, all.seconds);
-    let probe = eval::summarise(opts.mode, probe, 0.0);
+    let (held, probe) = match &x.spec.stage {
+        Stage::TestTime { strategy, k, sampling, .. } => {
+            let (draws, seconds) = testtime::sample_tasks(
+                &model,
+                &tok,
+                &tasks,
+                x.spec.answer_mode,
+                *k,
+                sampling,
+                x.preset.eval_batch,
+                x.kb_index,
+                &device,
+            )?;
+            let (held_draws, probe_draws): (Vec<_>, Vec<_>) = draws.into_iter().partition(|d| d.split == "heldout");
+            let held = testtime::report(&held_draws, *k, *strategy, x.spec.answer_mode, seconds);
+            let probe = testtime::report(&probe_draws, *k, *strategy, x.spec.answer_mode, 0.0);
+            let per_question = testtime::tokens_per_task(&held_draws, *k);
+            let flops_per_token = model.config().forward_flops_per_token(x.preset.seq_len) as f64;
+            extra.insert("samples".into(), serde_json::json!(k));
+            extra.insert("pass_at_1".into(), serde_json::json!(testtime::mean_pass_at_k(&held_draws, 1)));
+            extra.insert(format!("pass_at_{k}"), serde_json::json!(testtime::mean_pass_at_k(&held_draws, *k)));
+            extra.insert(
+                format!("maj_at_{k}"),
+                serde_json::json!(
+                    testtime::report(&held_draws, *k, testtime::Strategy::Majority, x.spec.answer_mode, 0.0)
+                        .overall
+                        .accuracy
+                ),
+            );
+            extra.insert("tokens_per_question".into(), serde_json::json!(per_question));
+            extra.insert(
+                "inference_flops".into(),
+                serde_json::json!(per_question * held_draws.len() as f64 * flops_per_token),
+            );
+            extra.insert("eval_seconds".into(), serde_json::json!(seconds));
+            (held, probe)
+        }
+        _ => {
+            let opts = EvalOptions { mode: x.spec.answer_mode, batch: x.preset.eval_batch, max_new: None };
+            let all = eval::evaluate(&model, &tok, &tasks, &opts, &device)?;
+            let (held, probe): (Vec<_>, Vec<_>) = all.outcomes.iter().cloned().partition(|o| o.split == "heldout");
+            extra.insert("eval_seconds".into(), serde_json::json!(all.seconds));
+            (eval::summarise(opts.mode, held, all.seconds), eval::summarise(opts.mode, probe, 0.0))
+        }
+    };
     if x.spec.answer_mode == AnswerMode::Trace {
         let (mut sound, mut n) = (0usize, 0usize);
         for (t, o) in x.eval_tasks.iter().zip(&held.outcomes) {
@@ -433,7 +528,6 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
         }
         extra.insert("trace_all_steps_true".into(), serde_json::json!(sound as f64 / n.max(1) as f64));
     }
-    extra.insert("eval_seconds".into(), serde_json::json!(all.seconds));
     checkpoint::write_atomic(
         &dir.join("eval.json"),
         serde_json::to_string_pretty(&serde_json::json!({"heldout": held, "recall_probe_train": probe}))
@@ -441,7 +535,9 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             .as_bytes(),
     )?;
     let report = rung_report(x.spec, x.knowledge_sha, x.corpus_sha, x.renderings, model_line, params, &held, &probe);
-    let report = RungReport { train_tokens, flops, seconds: started.elapsed().as_secs_f64(), extra, ..report };
+    // A resumed rung counts the training time of the processes before this one too.
+    let seconds = earlier_seconds + started.elapsed().as_secs_f64();
+    let report = RungReport { train_tokens, flops, seconds, extra, ..report };
     let result = RungResult { key: x.key.to_string(), checkpoint: ckpt, report };
     result.write(dir)?;
     Ok(result)
@@ -522,7 +618,11 @@ fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: 
             p.sft.optim.lr
         ),
         format!(
-            "Evaluation: greedy decoding; {} held-out tasks ({}), recall probe on {} train-people recall tasks.",
+            "Test-time rungs: {} sampled traces per question at temperature {} from the cot-sft model.",
+            p.samples, p.sample_temperature
+        ),
+        format!(
+            "Evaluation: greedy decoding (sampled on the test-time rungs); {} held-out tasks ({}), recall probe on {} train-people recall tasks.",
             eval.len(),
             if p.eval_per_family == 0 {
                 "every held-out task".to_string()
@@ -537,4 +637,17 @@ fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: 
             .into(),
     );
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_relative_to_a_rung_folder() {
+        let rung = Path::new("out/rungs/05-self-consistency");
+        assert_eq!(relative_to(Path::new("out/rungs/05-self-consistency/train/x"), rung), Path::new("train/x"));
+        assert_eq!(relative_to(Path::new("out/rungs/04-cot-sft/train/x"), rung), Path::new("../04-cot-sft/train/x"));
+        assert_eq!(relative_to(Path::new("/elsewhere/x"), Path::new("out/r")), Path::new("/elsewhere/x"));
+    }
 }

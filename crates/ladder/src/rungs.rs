@@ -4,10 +4,12 @@
 //! how its model is asked (direct answer or reasoning trace). Adding a rung is adding an entry
 //! to [`rungs`]; a new kind of training adds a [`Stage`] variant and its arm in `run.rs`.
 
+use model::Sampling;
 use serde::{Deserialize, Serialize};
 use train::config::{ScheduleKind, ScheduleSection};
 use train::eval::AnswerMode;
 use train::sft::SftConfig;
+use train::testtime::Strategy;
 use train::PretrainConfig;
 
 use crate::preset::Preset;
@@ -23,6 +25,19 @@ pub enum Stage {
     /// Fine-tuning the model of rung `from` on the gold reasoning traces of the train tasks,
     /// replaying the corpus it was pretrained on.
     CotSft { from: String, config: SftConfig },
+    /// No training: the model of rung `from`, asked `k` times per question with `sampling`,
+    /// one answer chosen by `strategy` (test-time compute).
+    TestTime { from: String, strategy: Strategy, k: usize, sampling: Sampling },
+}
+
+impl Stage {
+    /// The rung this stage builds on, if any.
+    pub fn parent(&self) -> Option<&str> {
+        match self {
+            Stage::Pretrain { .. } => None,
+            Stage::CotSft { from, .. } | Stage::TestTime { from, .. } => Some(from),
+        }
+    }
 }
 
 /// One rung of the ladder.
@@ -75,6 +90,7 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
     schedule.schedule.min_lr_ratio = 0.0;
 
     let sft = SftConfig { seed, ..p.sft.clone() };
+    let sampling = Sampling::temperature(p.sample_temperature, seed);
     vec![
         RungSpec {
             name: "baseline".into(),
@@ -104,6 +120,24 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             name: "cot-sft".into(),
             lever: "fine-tuned on gold reasoning traces of train questions; answers after the trace".into(),
             stage: Stage::CotSft { from: "schedule".into(), config: sft },
+            answer_mode: AnswerMode::Trace,
+        },
+        RungSpec {
+            name: "self-consistency".into(),
+            lever: format!(
+                "majority vote over {} sampled traces (temperature {}) of the cot-sft model",
+                p.samples, p.sample_temperature
+            ),
+            stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::Majority, k: p.samples, sampling: sampling.clone() },
+            answer_mode: AnswerMode::Trace,
+        },
+        RungSpec {
+            name: "best-of-n".into(),
+            lever: format!(
+                "of {} sampled traces, the one a verifier finds truest (its steps checked against the knowledge base, never the answer)",
+                p.samples
+            ),
+            stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::BestOfVerifier, k: p.samples, sampling },
             answer_mode: AnswerMode::Trace,
         },
     ]

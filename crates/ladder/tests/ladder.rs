@@ -18,6 +18,7 @@ fn opts(out: &Path) -> LadderOptions {
         threads: 0,
         overrides: Vec::new(),
         until: None,
+        only: Vec::new(),
     }
 }
 
@@ -27,13 +28,18 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     let mut seen = Vec::new();
     let r = run(&opts(dir.path()), &mut |row| seen.push(row.name.clone())).unwrap();
     let names: Vec<&str> = r.rungs.iter().map(|x| x.name.as_str()).collect();
-    assert_eq!(names, ["baseline", "augmentation", "architecture", "schedule", "cot-sft"]);
+    assert_eq!(
+        names,
+        ["baseline", "augmentation", "architecture", "schedule", "cot-sft", "self-consistency", "best-of-n"]
+    );
     assert_eq!(seen, names);
 
     // The knowledge is identical on every rung; the corpus changes only with the rendering.
     for rung in &r.rungs {
         assert_eq!(rung.knowledge_sha256, r.world.knowledge_sha256, "{}", rung.name);
-        assert!(rung.train_tokens > 0 && rung.flops > 0.0 && rung.seconds > 0.0, "{}", rung.name);
+        let trains = !rung.extra.contains_key("samples");
+        assert!(!trains || rung.train_tokens > 0 && rung.flops > 0.0, "{}", rung.name);
+        assert!(rung.seconds > 0.0, "{}", rung.name);
         for f in ["recall", "two_hop", "three_hop", "compare", "arithmetic", "parity", "inverse"] {
             let a = rung.accuracy.get(f).copied().unwrap_or(-1.0);
             assert!((0.0..=1.0).contains(&a), "{}: {f} accuracy {a}", rung.name);
@@ -47,6 +53,14 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     }
     assert_eq!(r.rungs[4].answer_mode, "trace");
     assert!(r.rungs[4].extra.contains_key("trace_all_steps_true"));
+    // The test-time rungs train nothing and account for the tokens they generate.
+    for rung in &r.rungs[5..] {
+        assert_eq!(rung.train_tokens, 0, "{}", rung.name);
+        let per_q = rung.extra["tokens_per_question"].as_f64().unwrap();
+        assert!(per_q > 4.0 * 1.0, "{}: {per_q} tokens per question for 4 samples", rung.name);
+        let (p1, pk) = (rung.extra["pass_at_1"].as_f64().unwrap(), rung.extra["pass_at_4"].as_f64().unwrap());
+        assert!(p1 <= pk + 1e-12, "{}: pass@1 {p1} > pass@4 {pk}", rung.name);
+    }
 
     // Files: the report in three forms, the world, the decontamination proof.
     for f in
@@ -91,7 +105,13 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     o.overrides = vec!["tuned_lr=0.005".into()];
     let changed = run(&o, &mut |_| {}).unwrap();
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
-    assert_eq!(reused, [true, true, true, false, false]);
+    assert_eq!(reused, [true, true, true, false, false, false, false]);
+
+    // `only` runs the named rungs and what they build on, nothing else.
+    let mut o = opts(dir.path());
+    o.only = vec!["best-of-n".into()];
+    let only: Vec<String> = run(&o, &mut |_| {}).unwrap().rungs.into_iter().map(|x| x.name).collect();
+    assert_eq!(only, ["schedule", "cot-sft", "best-of-n"]);
 }
 
 #[test]
@@ -107,6 +127,11 @@ fn bad_input_fails_before_any_work() {
     o.overrides = vec!["stepz=3".into()];
     let e = run(&o, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("stepz"), "{e}");
+
+    let mut o = opts(&dir.path().join("b2"));
+    o.only = vec!["nope".into()];
+    let e = run(&o, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("--only nope") && e.contains("baseline"), "{e}");
 
     let kb = dir.path().join("kb.jsonl");
     std::fs::write(&kb, "{\"subject\": \"A\", \"relation\": \"r\", \"object\": \"B\"}\nnot json\n").unwrap();

@@ -3,7 +3,8 @@
 //! - [`config`]: the architecture as data (enums for every choice), validation, presets,
 //!   parameter and FLOP counts.
 //! - [`transformer`]: the burn module, its forward pass, the KV cache and the loss.
-//! - [`generate`]: greedy decoding with a KV cache, batched by prompt length.
+//! - [`generate`]: generation with a KV cache, batched by prompt length, with per-sequence
+//!   stopping and injected (forced) tokens; [`sample`]: greedy, temperature, top-k/p, min-p.
 //! - [`weights`]: safetensors (Hugging Face Llama layout) to and from bytes.
 //! - [`engine`]: the few things specific to the tensor engine (devices, seeding, threads).
 //!
@@ -12,9 +13,11 @@
 pub mod config;
 pub mod engine;
 pub mod generate;
+pub mod sample;
 pub mod transformer;
 pub mod weights;
 
 pub use burn;
 pub use config::{ConfigError, Mlp, ModelConfig, Norm, ParamCount, Position};
+pub use sample::Sampling;
 pub use transformer::{token_cross_entropy, KvCache, Transformer};

@@ -29,10 +29,12 @@
 
 mod bpe;
 mod bytes;
+pub mod chat;
 mod error;
 mod special;
 
 pub use bpe::Tokenizer;
+pub use chat::{render_chat, Message, Role};
 pub use error::TokenizerError;
 pub use special::Special;
 

@@ -46,6 +46,10 @@ pub struct TrainState {
     pub sampler: SamplerState,
     /// Last validation loss, if any.
     pub val_loss: Option<f64>,
+    /// Training wall time up to this checkpoint, summed over every process that ran the run
+    /// (a resumed run adds its own time to the time of the run it resumed).
+    #[serde(default)]
+    pub train_seconds: f64,
     pub files: BTreeMap<String, FileEntry>,
 }
 

@@ -9,6 +9,8 @@
 //! - [`pretrain`]: the loop.
 //! - [`sft`]: supervised fine-tuning on (prompt, completion) examples with replay.
 //! - [`eval`]: the question-answer format, greedy answers graded by the tasks' verifiers.
+//! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
+//! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
 //! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
 
 pub mod bench;
@@ -18,10 +20,12 @@ pub mod corpus;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod infer;
 pub mod optim;
 pub mod pretrain;
 pub mod schedule;
 pub mod sft;
+pub mod testtime;
 
 pub use config::PretrainConfig;
 pub use error::TrainError;

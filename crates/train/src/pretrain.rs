@@ -78,7 +78,10 @@ pub struct Summary {
     /// (step, validation loss) for every evaluation in this process.
     pub val_losses: Vec<(usize, f64)>,
     pub tokens_seen: u64,
+    /// Wall time of this process's training.
     pub seconds: f64,
+    /// Wall time of the whole run: the resumed checkpoint's time plus this process's.
+    pub total_seconds: f64,
     pub tokens_per_s: f64,
     pub flops: f64,
     pub last_checkpoint: Option<std::path::PathBuf>,
@@ -227,7 +230,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     let mut model = engine::with_seed(&device, cfg.seed, || Transformer::new(&mcfg, &train_device));
     let mut optim = adamw(&cfg.optim);
     let mut sampler = Sampler::new(cfg.seed);
-    let (mut step, mut tokens_seen) = (0usize, 0u64);
+    let (mut step, mut tokens_seen, mut prior_seconds) = (0usize, 0u64, 0.0f64);
     if let Some(l) = &loaded {
         model = weights::load_safetensors(model, &l.payload.model_safetensors)
             .map_err(|e| TrainError::Checkpoint { path: l.dir.join("model.safetensors"), message: e.to_string() })?;
@@ -241,6 +244,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         sampler = Sampler::restore(l.state.sampler);
         step = l.state.step;
         tokens_seen = l.state.tokens_seen;
+        prior_seconds = l.state.train_seconds;
     }
     let metrics_path = out.join("metrics.jsonl");
     if loaded.is_some() {
@@ -278,6 +282,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         val_losses: Vec::new(),
         tokens_seen,
         seconds: 0.0,
+        total_seconds: 0.0,
         tokens_per_s: 0.0,
         flops: 0.0,
         last_checkpoint: None,
@@ -391,6 +396,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
                 tokens_seen,
                 sampler: sampler.state(),
                 val_loss: last_val,
+                train_seconds: prior_seconds + started.elapsed().as_secs_f64(),
                 files: Default::default(),
             };
             summary.last_checkpoint = Some(checkpoint::save(&out, &payload, state, KEEP_CHECKPOINTS)?);
@@ -405,6 +411,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     summary.steps_done = step;
     summary.tokens_seen = tokens_seen;
     summary.seconds = seconds;
+    summary.total_seconds = prior_seconds + seconds;
     summary.tokens_per_s = run_tokens as f64 / seconds.max(1e-9);
     summary.flops = flops_per_step * (step - start_step) as f64;
     Ok(summary)

@@ -244,6 +244,7 @@ pub fn sft(
         tokens_seen: tokens,
         sampler: SamplerState { seed: cfg.seed, word_pos: 0 },
         val_loss: None,
+        train_seconds: started.elapsed().as_secs_f64(),
         files: Default::default(),
     };
     let dir = checkpoint::save(out_dir, &payload, state, 1)?;

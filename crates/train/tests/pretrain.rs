@@ -72,6 +72,9 @@ fn a_killed_run_resumes_with_identical_losses() {
     let resumed = pretrain(&cfg_b, &RunOptions { resume: true, ..quiet() }).unwrap();
     assert_eq!(resumed.start_step, 6);
     assert_eq!(resumed.steps_done, 16);
+    // The run's time carries the time of the process that wrote the checkpoint it resumed.
+    assert!(resumed.total_seconds > resumed.seconds, "{} vs {}", resumed.total_seconds, resumed.seconds);
+    assert!(first.total_seconds == first.seconds);
     for (step, loss) in &resumed.train_losses {
         let (_, want) = full.train_losses.iter().find(|(s, _)| s == step).unwrap();
         assert_eq!(loss.to_bits(), want.to_bits(), "step {step}: resumed loss {loss} vs uninterrupted {want}");

@@ -11,6 +11,7 @@ use train::checkpoint::{self, Payload, TrainState};
 use train::data::SamplerState;
 use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions};
 use train::sft::{sft, Example, SftConfig};
+use train::testtime;
 use world::{Split, World, WorldConfig};
 
 fn small_world() -> World {
@@ -43,6 +44,7 @@ fn random_checkpoint(out: &Path, tok: &Tokenizer) -> std::path::PathBuf {
         tokens_seen: 0,
         sampler: SamplerState { seed: 0, word_pos: 0 },
         val_loss: None,
+        train_seconds: 0.0,
         files: Default::default(),
     };
     checkpoint::save(out, &payload, state, 1).unwrap()
@@ -108,6 +110,25 @@ fn sft_teaches_traces_that_evaluation_grades_correct() {
     // The table lists every family present and the total.
     let table = r1.table();
     assert!(table.contains("all") && table.contains("recall"), "{table}");
+
+    // Test-time sampling: reproducible draws, graded and checked step by step.
+    let kb = w.knowledge_index();
+    let sampling = model::Sampling::temperature(1.0, 3);
+    let draw =
+        || testtime::sample_tasks(&after, &tok, &tasks, AnswerMode::Trace, 6, &sampling, 8, &kb, &device).unwrap().0;
+    let d = draw();
+    assert_eq!(d, draw(), "seeded draws repeat exactly");
+    assert!(d.iter().all(|t| t.draws.len() == 6));
+    let (p1, p6) = (testtime::mean_pass_at_k(&d, 1), testtime::mean_pass_at_k(&d, 6));
+    let maj = testtime::report(&d, 6, testtime::Strategy::Majority, AnswerMode::Trace, 0.0).overall.accuracy;
+    let best = testtime::report(&d, 6, testtime::Strategy::BestOfVerifier, AnswerMode::Trace, 0.0).overall.accuracy;
+    assert!(p1 > 0.3, "samples of a model that learned its traces are mostly right: pass@1 {p1}");
+    assert!(p6 >= p1 && p6 >= maj && p6 >= best, "pass@6 {p6} bounds pass@1 {p1}, maj@6 {maj}, best-of-6 {best}");
+    assert!(maj + 0.05 >= p1, "majority vote {maj} fell below a single sample {p1}");
+    // A draw the verifier grades right whose every step is a true fact is the common case.
+    let sound = d.iter().flat_map(|t| &t.draws).filter(|x| x.correct && x.steps > 0 && x.true_steps == x.steps).count();
+    let right = d.iter().flat_map(|t| &t.draws).filter(|x| x.correct).count();
+    assert!(sound * 2 >= right, "{sound} of {right} correct draws have all steps true");
 }
 
 #[test]

@@ -1,0 +1,262 @@
+//! Test-time compute: several sampled answers per question, combined into one.
+//!
+//! [`sample_tasks`] draws `k` answers per task (each from its own random stream, so the draws
+//! are reproducible and independent of batching), grades each with the task's verifier and
+//! checks its reasoning step by step against the knowledge base. The strategies then pick one
+//! answer per task from the draws, without looking at the gold answer:
+//! - **greedy**: the single greedy answer (evaluated by [`crate::eval::evaluate`]);
+//! - **self-consistency** ([`Strategy::Majority`]): the most common well-formed answer
+//!   (Wang et al. 2022); ties go to the answer drawn first;
+//! - **best-of-N by a verifier** ([`Strategy::BestOfVerifier`]): the draw whose trace has the
+//!   most steps that are true facts or correct computations (a process verifier that knows the
+//!   knowledge base, never the answer), ties broken by votes, then draw order.
+//!
+//! Metrics: `pass@k` with the unbiased estimator of Chen et al. 2021
+//! (`1 − C(n−c, k) / C(n, k)` for `c` correct of `n` draws), and `maj@k`, the accuracy of the
+//! majority answer. Compute is accounted as tokens generated per question.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use model::burn::prelude::Device;
+use model::generate::{generate_many, Job, Next};
+use model::{Sampling, Transformer};
+use serde::{Deserialize, Serialize};
+use tokenizer::{Special, Tokenizer};
+use world::{extract_answer, normalize_name, KnowledgeIndex, Task};
+
+use crate::error::TrainError;
+use crate::eval::{prompt, summarise, AnswerMode, EvalReport, Outcome};
+
+/// One sampled answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Draw {
+    pub completion: String,
+    pub predicted: Option<String>,
+    pub correct: bool,
+    /// Tokens the model generated for this draw.
+    pub tokens: usize,
+    /// Steps of the trace, and how many are true against the knowledge base.
+    pub steps: usize,
+    pub true_steps: usize,
+}
+
+/// The draws for one task.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Draws {
+    pub id: String,
+    pub family: String,
+    pub hops: u32,
+    pub split: String,
+    pub gold: String,
+    pub draws: Vec<Draw>,
+}
+
+/// How to choose one answer from the draws.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Majority,
+    BestOfVerifier,
+}
+
+/// Whether a completion is finished: end of sequence, or a complete `Answer: ...` line.
+fn answered(text: &str) -> bool {
+    text.rfind("Answer:").is_some_and(|p| text[p..].contains('\n'))
+}
+
+/// `k` sampled answers to every task, graded, and checked step by step against `kb`.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_tasks(
+    model: &Transformer,
+    tok: &Tokenizer,
+    tasks: &[Task],
+    mode: AnswerMode,
+    k: usize,
+    sampling: &Sampling,
+    batch: usize,
+    kb: &KnowledgeIndex,
+    device: &Device,
+) -> Result<(Vec<Draws>, f64), TrainError> {
+    let started = Instant::now();
+    let k = k.max(1);
+    let max_seq = model.config().max_seq_len;
+    let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| tok.encode(&prompt(&t.question, mode))).collect();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if longest >= max_seq {
+        return Err(TrainError::Data(format!("a prompt of {longest} tokens does not fit the context of {max_seq}")));
+    }
+    let max_new = mode.default_max_new().min(max_seq - longest);
+    let jobs: Vec<Job> = prompts
+        .iter()
+        .enumerate()
+        .flat_map(|(t, p)| (0..k).map(move |j| Job { prompt: p.clone(), stream: (t * k + j) as u64 }))
+        .collect();
+    let eos = Special::Eos.id();
+    let prefix = if mode == AnswerMode::Direct { "Answer:" } else { "" };
+    let hook = |_: usize, ids: &[u32], _: &[bool]| {
+        if ids.last() == Some(&eos) || answered(&format!("{prefix}{}", tok.decode(ids))) {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
+    };
+    let gens = generate_many(model, &jobs, max_new, batch, sampling, &hook, device).map_err(TrainError::Engine)?;
+    let mut out = Vec::with_capacity(tasks.len());
+    for (t, chunk) in tasks.iter().zip(gens.chunks(k)) {
+        let draws = chunk
+            .iter()
+            .map(|g| {
+                let ids: Vec<u32> = g.tokens.iter().copied().take_while(|&i| i != eos).collect();
+                let completion = tok.decode(&ids);
+                let full = format!("{prefix}{completion}");
+                let predicted = extract_answer(&full);
+                let correct = predicted.as_deref().is_some_and(|p| t.verifier.check(&t.answer, p));
+                let check = t.check_trace(kb, &full);
+                Draw {
+                    completion,
+                    predicted,
+                    correct,
+                    tokens: g.sampled_count(),
+                    steps: check.steps,
+                    true_steps: check.correct_steps,
+                }
+            })
+            .collect();
+        out.push(Draws {
+            id: t.id.clone(),
+            family: t.family.as_str().to_string(),
+            hops: t.hops,
+            split: t.split.as_str().to_string(),
+            gold: t.answer.clone(),
+            draws,
+        });
+    }
+    Ok((out, started.elapsed().as_secs_f64()))
+}
+
+/// Votes per normalised answer among `draws`, with the index of the first draw giving it.
+fn votes(draws: &[Draw]) -> BTreeMap<String, (usize, usize)> {
+    let mut v: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (i, d) in draws.iter().enumerate() {
+        if let Some(p) = &d.predicted {
+            let e = v.entry(normalize_name(p)).or_insert((0, i));
+            e.0 += 1;
+        }
+    }
+    v
+}
+
+/// The index of the draw chosen by `strategy` (`None` when no draw has an answer).
+pub fn choose(draws: &[Draw], strategy: Strategy) -> Option<usize> {
+    let v = votes(draws);
+    match strategy {
+        Strategy::Majority => v.values().max_by_key(|(n, first)| (*n, std::cmp::Reverse(*first))).map(|&(_, i)| i),
+        Strategy::BestOfVerifier => draws
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.predicted.is_some())
+            .max_by(|(i, a), (j, b)| {
+                let key = |d: &Draw| {
+                    let all = d.steps > 0 && d.true_steps == d.steps;
+                    let frac = if d.steps == 0 { 0.0 } else { d.true_steps as f64 / d.steps as f64 };
+                    let n = d.predicted.as_ref().map_or(0, |p| v.get(&normalize_name(p)).map_or(0, |x| x.0));
+                    (all, frac, n)
+                };
+                let (ka, kb) = (key(a), key(b));
+                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.cmp(&kb.2)).then(j.cmp(i))
+                // earlier draw wins a full tie
+            })
+            .map(|(i, _)| i),
+    }
+}
+
+/// The report of a strategy over the first `k` draws of each task, in the usual eval format;
+/// the chosen draw is each task's outcome.
+pub fn report(all: &[Draws], k: usize, strategy: Strategy, mode: AnswerMode, seconds: f64) -> EvalReport {
+    let outcomes = all
+        .iter()
+        .map(|t| {
+            let draws = &t.draws[..k.min(t.draws.len())];
+            let chosen = choose(draws, strategy).map(|i| &draws[i]);
+            Outcome {
+                id: t.id.clone(),
+                family: t.family.clone(),
+                hops: t.hops,
+                split: t.split.clone(),
+                gold: t.gold.clone(),
+                predicted: chosen.and_then(|d| d.predicted.clone()),
+                correct: chosen.is_some_and(|d| d.correct),
+                completion: chosen.map(|d| d.completion.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    summarise(mode, outcomes, seconds)
+}
+
+/// Unbiased pass@k for `c` correct out of `n` draws: `1 − C(n−c, k) / C(n, k)`.
+pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
+    assert!(k >= 1 && k <= n && c <= n, "pass@k needs 1 ≤ k ≤ n and c ≤ n (n {n}, c {c}, k {k})");
+    if n - c < k {
+        return 1.0;
+    }
+    // C(n−c, k) / C(n, k) = ∏_{i=n−c+1}^{n} (1 − k / i)
+    1.0 - ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product::<f64>()
+}
+
+/// Mean pass@k over tasks (each with at least `k` draws).
+pub fn mean_pass_at_k(all: &[Draws], k: usize) -> f64 {
+    if all.is_empty() {
+        return 0.0;
+    }
+    all.iter().map(|t| pass_at_k(t.draws.len(), t.draws.iter().filter(|d| d.correct).count(), k)).sum::<f64>()
+        / all.len() as f64
+}
+
+/// Mean tokens generated per task over the first `k` draws.
+pub fn tokens_per_task(all: &[Draws], k: usize) -> f64 {
+    if all.is_empty() {
+        return 0.0;
+    }
+    all.iter().map(|t| t.draws.iter().take(k).map(|d| d.tokens).sum::<usize>() as f64).sum::<f64>() / all.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(p: Option<&str>, correct: bool, steps: usize, true_steps: usize) -> Draw {
+        Draw { completion: String::new(), predicted: p.map(str::to_string), correct, tokens: 5, steps, true_steps }
+    }
+
+    #[test]
+    fn pass_at_k_matches_the_definition() {
+        assert_eq!(pass_at_k(10, 0, 3), 0.0);
+        assert_eq!(pass_at_k(10, 10, 1), 1.0);
+        assert!((pass_at_k(10, 3, 1) - 0.3).abs() < 1e-12);
+        // 1 − C(2,2)/C(4,2) = 1 − 1/6
+        assert!((pass_at_k(4, 2, 2) - 5.0 / 6.0).abs() < 1e-12);
+        assert_eq!(pass_at_k(4, 3, 2), 1.0);
+    }
+
+    #[test]
+    fn majority_counts_normalised_answers_and_breaks_ties_by_order() {
+        let d = [draw(Some("Lormet"), true, 1, 1), draw(Some("Ekre"), false, 1, 1), draw(Some(" ekre."), false, 1, 1)];
+        assert_eq!(choose(&d, Strategy::Majority), Some(1));
+        let tie = [draw(Some("B"), false, 1, 1), draw(Some("A"), true, 1, 1)];
+        assert_eq!(choose(&tie, Strategy::Majority), Some(0));
+        assert_eq!(choose(&[draw(None, false, 0, 0)], Strategy::Majority), None);
+    }
+
+    #[test]
+    fn the_verifier_prefers_a_trace_whose_steps_are_all_true() {
+        let d = [
+            draw(Some("Ekre"), false, 2, 1),
+            draw(Some("Ekre"), false, 2, 1),
+            draw(Some("Lormet"), true, 2, 2),
+            draw(None, false, 2, 2),
+        ];
+        assert_eq!(choose(&d, Strategy::BestOfVerifier), Some(2));
+        assert_eq!(choose(&d, Strategy::Majority), Some(0));
+    }
+}
