@@ -134,7 +134,7 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
         RungSpec {
             name: "best-of-n".into(),
             lever: format!(
-                "of {} sampled traces, the one a verifier finds truest (its steps checked against the knowledge base, never the answer)",
+                "of {} sampled traces, the one a verifier trusts most (grounded in the question's people, steps checked against the knowledge base; never the answer)",
                 p.samples
             ),
             stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::BestOfVerifier, k: p.samples, sampling },

@@ -1,5 +1,9 @@
-//! Diagnostic: does the model complete a biography sentence for each person?
-//! Usage: probe CHECKPOINT KB_JSONL TASKS_JSONL(heldout people)
+//! Diagnostic: is a fact stored, whatever the QA skill? Completes one biography sentence per
+//! person and relation ("X's year of birth is") greedily and counts the completions that start
+//! with the fact's object, per relation, for held-out and train people.
+//!
+//! `cargo run --release -p train --example probe -- CHECKPOINT WORLD/kb.jsonl WORLD/tasks/heldout.jsonl`
+//! (the tasks file names the held-out people).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use model::burn::prelude::*;
@@ -7,6 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
+    if a.len() != 4 {
+        eprintln!("usage: probe CHECKPOINT KB_JSONL HELDOUT_TASKS_JSONL");
+        std::process::exit(2);
+    }
     let dev = Device::flex();
     let (m, tok, _) = train::eval::load_for_inference(std::path::Path::new(&a[1]), &dev).unwrap();
     let mut held = BTreeSet::new();

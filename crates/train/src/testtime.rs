@@ -7,9 +7,11 @@
 //! - **greedy**: the single greedy answer (evaluated by [`crate::eval::evaluate`]);
 //! - **self-consistency** ([`Strategy::Majority`]): the most common well-formed answer
 //!   (Wang et al. 2022); ties go to the answer drawn first;
-//! - **best-of-N by a verifier** ([`Strategy::BestOfVerifier`]): the draw whose trace has the
-//!   most steps that are true facts or correct computations (a process verifier that knows the
-//!   knowledge base, never the answer), ties broken by votes, then draw order.
+//! - **best-of-N by a verifier** ([`Strategy::BestOfVerifier`]): a process verifier that knows
+//!   the knowledge base, never the answer. It prefers a draw that is *grounded* (its first step
+//!   names a person the question names: a trace about somebody else can be all true facts and
+//!   still wrong) and whose steps are all true facts or correct computations, then the higher
+//!   fraction of true steps, then the answer with more votes, then draw order.
 //!
 //! Metrics: `pass@k` with the unbiased estimator of Chen et al. 2021
 //! (`1 − C(n−c, k) / C(n, k)` for `c` correct of `n` draws), and `maj@k`, the accuracy of the
@@ -39,6 +41,9 @@ pub struct Draw {
     /// Steps of the trace, and how many are true against the knowledge base.
     pub steps: usize,
     pub true_steps: usize,
+    /// The first step names a person the question names (true when the question names none).
+    #[serde(default)]
+    pub grounded: bool,
 }
 
 /// The draws for one task.
@@ -113,7 +118,11 @@ pub fn sample_tasks(
                 let predicted = extract_answer(&full);
                 let correct = predicted.as_deref().is_some_and(|p| t.verifier.check(&t.answer, p));
                 let check = t.check_trace(kb, &full);
+                let asked: Vec<&String> = t.people.iter().filter(|p| t.question.contains(p.as_str())).collect();
+                let first = completion.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+                let grounded = asked.is_empty() || asked.iter().any(|p| first.contains(p.as_str()));
                 Draw {
+                    grounded,
                     completion,
                     predicted,
                     correct,
@@ -158,14 +167,14 @@ pub fn choose(draws: &[Draw], strategy: Strategy) -> Option<usize> {
             .filter(|(_, d)| d.predicted.is_some())
             .max_by(|(i, a), (j, b)| {
                 let key = |d: &Draw| {
-                    let all = d.steps > 0 && d.true_steps == d.steps;
+                    let all = d.grounded && d.steps > 0 && d.true_steps == d.steps;
                     let frac = if d.steps == 0 { 0.0 } else { d.true_steps as f64 / d.steps as f64 };
                     let n = d.predicted.as_ref().map_or(0, |p| v.get(&normalize_name(p)).map_or(0, |x| x.0));
-                    (all, frac, n)
+                    (all, d.grounded, frac, n)
                 };
                 let (ka, kb) = (key(a), key(b));
-                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.cmp(&kb.2)).then(j.cmp(i))
-                // earlier draw wins a full tie
+                // The earlier draw wins a full tie.
+                ka.0.cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(ka.3.cmp(&kb.3)).then(j.cmp(i))
             })
             .map(|(i, _)| i),
     }
@@ -226,7 +235,15 @@ mod tests {
     use super::*;
 
     fn draw(p: Option<&str>, correct: bool, steps: usize, true_steps: usize) -> Draw {
-        Draw { completion: String::new(), predicted: p.map(str::to_string), correct, tokens: 5, steps, true_steps }
+        Draw {
+            completion: String::new(),
+            predicted: p.map(str::to_string),
+            correct,
+            tokens: 5,
+            steps,
+            true_steps,
+            grounded: true,
+        }
     }
 
     #[test]
@@ -258,5 +275,10 @@ mod tests {
         ];
         assert_eq!(choose(&d, Strategy::BestOfVerifier), Some(2));
         assert_eq!(choose(&d, Strategy::Majority), Some(0));
+        // A trace of true facts about somebody the question does not name loses to a grounded one.
+        let mut stray = draw(Some("Ekre"), false, 2, 2);
+        stray.grounded = false;
+        let d = [stray, draw(Some("Lormet"), true, 2, 1)];
+        assert_eq!(choose(&d, Strategy::BestOfVerifier), Some(1));
     }
 }
