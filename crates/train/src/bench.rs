@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use model::burn::optim::AdamWConfig;
 use model::burn::prelude::*;
-use model::{engine, KvCache, Mlp, ModelConfig, Norm, Position, Transformer};
+use model::generate::{generate_batch, Job, Next};
+use model::{engine, Mlp, ModelConfig, Norm, Position, Sampling, Transformer};
 use rayon::prelude::*;
 
 use crate::optim::{shard_count, sharded_grads};
@@ -201,14 +202,14 @@ pub fn bench_generate(a: &BenchArgs) -> Result<BenchResult, String> {
     // (each with its own KV cache): the backend's small per-token kernels are single-threaded.
     let shards = if a.batch >= 2 * a.threads && a.batch % a.threads == 0 { a.threads } else { 1 };
     let rows = a.batch / shards;
+    // The engine's own path (`model::generate`, what eval, the test-time rungs and `ascent
+    // generate` run): logits read back every step, the token chosen on the CPU, a hook per token.
+    let jobs: Vec<Job> = (0..rows).map(|i| Job { prompt: vec![1], stream: i as u64 }).collect();
+    let go_on = |_: usize, _: &[u32], _: &[bool]| Next::Continue;
     let decode = || {
-        let mut cache = KvCache::new(&cfg, rows, a.new, &device);
-        let mut idx = Tensor::<2, Int>::ones([rows, 1], &device);
-        for _ in 0..a.new {
-            let logits = model.forward_cached(idx, &mut cache); // (B, V)
-            idx = logits.argmax(1); // (B, 1)
-        }
-        let _ = idx.into_data();
+        let out = generate_batch(&model, &jobs, 0, a.new, &Sampling::greedy(), &go_on, &device)
+            .expect("benchmark generation");
+        assert!(out.iter().all(|g| g.tokens.len() == a.new));
     };
     let mut runs = Vec::new();
     for _ in 0..3 {
