@@ -180,7 +180,7 @@ impl Default for EvalOptions {
 }
 
 /// Whether a completion is finished: end of sequence, or a complete `Answer: ...` line.
-fn answered(text: &str) -> bool {
+pub(crate) fn answered(text: &str) -> bool {
     text.rfind("Answer:").is_some_and(|p| text[p..].contains('\n'))
 }
 

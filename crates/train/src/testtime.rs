@@ -28,7 +28,7 @@ use tokenizer::{Special, Tokenizer};
 use world::{extract_answer, normalize_name, KnowledgeIndex, Task};
 
 use crate::error::TrainError;
-use crate::eval::{prompt, summarise, AnswerMode, EvalReport, Outcome};
+use crate::eval::{answered, prompt, summarise, AnswerMode, EvalReport, Outcome};
 
 /// One sampled answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -63,11 +63,6 @@ pub struct Draws {
 pub enum Strategy {
     Majority,
     BestOfVerifier,
-}
-
-/// Whether a completion is finished: end of sequence, or a complete `Answer: ...` line.
-fn answered(text: &str) -> bool {
-    text.rfind("Answer:").is_some_and(|p| text[p..].contains('\n'))
 }
 
 /// `k` sampled answers to every task, graded, and checked step by step against `kb`.
