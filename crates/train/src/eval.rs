@@ -184,6 +184,43 @@ pub(crate) fn answered(text: &str) -> bool {
     text.rfind("Answer:").is_some_and(|p| text[p..].contains('\n'))
 }
 
+/// The prompts of `tasks` in `mode`, and the tokens each answer may take: `max_new` (or the
+/// mode's default) where it fits the context, else what the longest prompt leaves. A prompt that
+/// does not fit at all is an error.
+pub(crate) fn prompts_for(
+    model: &Transformer,
+    tok: &Tokenizer,
+    tasks: &[Task],
+    mode: AnswerMode,
+    max_new: Option<usize>,
+) -> Result<(Vec<Vec<u32>>, usize), TrainError> {
+    let max_seq = model.config().max_seq_len;
+    let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| tok.encode(&prompt(&t.question, mode))).collect();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if longest >= max_seq {
+        return Err(TrainError::Data(format!(
+            "a prompt of {longest} tokens does not fit the model's context of {max_seq}"
+        )));
+    }
+    Ok((prompts, max_new.unwrap_or(mode.default_max_new()).min(max_seq - longest)))
+}
+
+/// What the prompt of `mode` ends with that the answer's text continues (the completion is
+/// read after it).
+pub(crate) fn answer_prefix(mode: AnswerMode) -> &'static str {
+    if mode == AnswerMode::Direct {
+        "Answer:"
+    } else {
+        ""
+    }
+}
+
+/// Whether an answer being generated in `mode` is complete: end of sequence, or a complete
+/// `Answer: ...` line.
+pub(crate) fn answer_done(tok: &Tokenizer, mode: AnswerMode, ids: &[u32]) -> bool {
+    ids.last() == Some(&Special::Eos.id()) || answered(&format!("{}{}", answer_prefix(mode), tok.decode(ids)))
+}
+
 /// Answer `tasks` greedily with `model` and grade each with its verifier.
 pub fn evaluate(
     model: &Transformer,
@@ -194,19 +231,10 @@ pub fn evaluate(
 ) -> Result<EvalReport, TrainError> {
     let started = Instant::now();
     let mode = opts.mode;
-    let max_seq = model.config().max_seq_len;
-    let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| tok.encode(&prompt(&t.question, mode))).collect();
-    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    if longest >= max_seq {
-        return Err(TrainError::Data(format!(
-            "a prompt of {longest} tokens does not fit the model's context of {max_seq}"
-        )));
-    }
-    // The whole answer budget where it fits, else what the longest prompt leaves.
-    let max_new = opts.max_new.unwrap_or(mode.default_max_new()).min(max_seq - longest);
+    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, opts.max_new)?;
     let eos = Special::Eos.id();
-    let prefix = if mode == AnswerMode::Direct { "Answer:" } else { "" };
-    let done = |ids: &[u32]| -> bool { ids.last() == Some(&eos) || answered(&format!("{prefix}{}", tok.decode(ids))) };
+    let prefix = answer_prefix(mode);
+    let done = |ids: &[u32]| answer_done(tok, mode, ids);
     let generated = greedy_many(model, &prompts, max_new, opts.batch, &done, device).map_err(TrainError::Engine)?;
 
     let mut outcomes = Vec::with_capacity(tasks.len());

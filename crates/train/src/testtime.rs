@@ -28,7 +28,7 @@ use tokenizer::{Special, Tokenizer};
 use world::{extract_answer, normalize_name, KnowledgeIndex, Task};
 
 use crate::error::TrainError;
-use crate::eval::{answered, prompt, summarise, AnswerMode, EvalReport, Outcome};
+use crate::eval::{answer_done, answer_prefix, prompts_for, summarise, AnswerMode, EvalReport, Outcome};
 
 /// One sampled answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -80,27 +80,16 @@ pub fn sample_tasks(
 ) -> Result<(Vec<Draws>, f64), TrainError> {
     let started = Instant::now();
     let k = k.max(1);
-    let max_seq = model.config().max_seq_len;
-    let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| tok.encode(&prompt(&t.question, mode))).collect();
-    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    if longest >= max_seq {
-        return Err(TrainError::Data(format!("a prompt of {longest} tokens does not fit the context of {max_seq}")));
-    }
-    let max_new = mode.default_max_new().min(max_seq - longest);
+    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, None)?;
     let jobs: Vec<Job> = prompts
         .iter()
         .enumerate()
         .flat_map(|(t, p)| (0..k).map(move |j| Job { prompt: p.clone(), stream: (t * k + j) as u64 }))
         .collect();
     let eos = Special::Eos.id();
-    let prefix = if mode == AnswerMode::Direct { "Answer:" } else { "" };
-    let hook = |_: usize, ids: &[u32], _: &[bool]| {
-        if ids.last() == Some(&eos) || answered(&format!("{prefix}{}", tok.decode(ids))) {
-            Next::Stop
-        } else {
-            Next::Continue
-        }
-    };
+    let prefix = answer_prefix(mode);
+    let hook =
+        |_: usize, ids: &[u32], _: &[bool]| if answer_done(tok, mode, ids) { Next::Stop } else { Next::Continue };
     let gens = generate_many(model, &jobs, max_new, batch, sampling, &hook, device).map_err(TrainError::Engine)?;
     let mut out = Vec::with_capacity(tasks.len());
     for (t, chunk) in tasks.iter().zip(gens.chunks(k)) {
