@@ -269,7 +269,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
     }
     let examples: Vec<Example> = train_tasks
         .iter()
-        .map(|t| Example { prompt: eval::prompt(&t.question, AnswerMode::Trace), completion: t.trace.clone() })
+        .map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Trace), t.trace.clone()))
         .collect();
     let sft_path = data_dir.join("sft-traces.jsonl");
     let sft_text: String =

@@ -1,7 +1,8 @@
 //! Supervised fine-tuning: continue a checkpoint on (prompt, completion) examples.
 //!
 //! Objective: the mean cross-entropy of the completion tokens (and the end-of-sequence token
-//! after them) given the prompt; prompt and padding positions carry weight 0. A fraction of
+//! after them) given the prompt; prompt, padding and forced positions (text the runtime injects,
+//! such as tool results: [`Example::forced`]) carry weight 0. A fraction of
 //! each batch replays random windows of pretraining text with full weight, so that the new
 //! skill does not overwrite the stored knowledge it is meant to use.
 //!
@@ -20,7 +21,7 @@ use model::{engine, weights, Position, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tokenizer::Special;
+use tokenizer::{Special, Tokenizer};
 
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
@@ -34,6 +35,45 @@ use crate::schedule::lr_at;
 pub struct Example {
     pub prompt: String,
     pub completion: String,
+    /// Byte ranges of `completion` that the runtime injects (tool results): the model reads
+    /// them but is not trained to write them. Sorted, disjoint, on character boundaries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced: Vec<(usize, usize)>,
+}
+
+impl Example {
+    pub fn new(prompt: impl Into<String>, completion: impl Into<String>) -> Self {
+        Self { prompt: prompt.into(), completion: completion.into(), forced: Vec::new() }
+    }
+
+    /// The example's tokens (prompt, completion, `<|eos|>`) and, per token, whether the model is
+    /// trained to write it: completion tokens outside the forced ranges and the final
+    /// `<|eos|>`. Each piece of the completion is tokenised on its own, so a forced range
+    /// never shares a token with the text around it.
+    pub fn tokens(&self, tok: &Tokenizer) -> Result<(Vec<u32>, Vec<bool>), TrainError> {
+        let bad = |m: String| TrainError::Data(format!("SFT example with prompt {:?}: {m}", self.prompt));
+        let mut ids = tok.encode(&self.prompt);
+        let mut trained = vec![false; ids.len()];
+        let mut at = 0;
+        let c = &self.completion;
+        for &(a, b) in &self.forced {
+            if a < at || b < a || b > c.len() || !c.is_char_boundary(a) || !c.is_char_boundary(b) {
+                return Err(bad(format!("forced range {a}..{b} is not a sorted, disjoint range of the completion")));
+            }
+            for (piece, train) in [(&c[at..a], true), (&c[a..b], false)] {
+                let p = tok.encode(piece);
+                trained.extend(std::iter::repeat_n(train, p.len()));
+                ids.extend(p);
+            }
+            at = b;
+        }
+        let rest = tok.encode(&c[at..]);
+        trained.extend(std::iter::repeat_n(true, rest.len()));
+        ids.extend(rest);
+        ids.push(Special::Eos.id());
+        trained.push(true);
+        Ok((ids, trained))
+    }
 }
 
 /// The fine-tuning recipe.
@@ -120,18 +160,9 @@ pub fn sft(
     let train_device = engine::training_device(&device);
     let loaded = checkpoint::load(init)?;
     let (mut mcfg, tok) = loaded.model_and_tokenizer()?;
-    // Rows: prompt + completion + <eos>, all padded to one length T + 1.
+    // Rows: prompt + completion + <eos> with their trained marks, all padded to one length T + 1.
+    let rows: Vec<(Vec<u32>, Vec<bool>)> = examples.iter().map(|e| e.tokens(&tok)).collect::<Result<_, _>>()?;
     let (pad, eos) = (Special::Pad.id(), Special::Eos.id());
-    let rows: Vec<(Vec<u32>, usize)> = examples
-        .iter()
-        .map(|e| {
-            let mut ids = tok.encode(&e.prompt);
-            let n_prompt = ids.len();
-            ids.extend(tok.encode(&e.completion));
-            ids.push(eos);
-            (ids, n_prompt)
-        })
-        .collect();
     let longest = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(2);
     // Rotary positions have no table, so a model pretrained on short windows is fine-tuned (and
     // later asked) at the length its examples need; learned positions stay bounded by their table.
@@ -178,14 +209,14 @@ pub fn sft(
         let mut y = Vec::with_capacity(cfg.batch_size * seq);
         let mut w = Vec::with_capacity(cfg.batch_size * seq);
         for _ in 0..n_sft {
-            let (ids, n_prompt) = &rows[rng.random_range(0..rows.len())];
+            let (ids, trained) = &rows[rng.random_range(0..rows.len())];
             for j in 0..seq {
                 let inp = ids.get(j).copied().unwrap_or(pad);
                 let tgt = ids.get(j + 1).copied();
                 x.push(inp as i64);
                 y.push(tgt.unwrap_or(pad) as i64);
-                // Position j predicts token j + 1: it counts when that token is the completion's.
-                w.push(if tgt.is_some() && j + 1 >= *n_prompt { 1.0f32 } else { 0.0 });
+                // Position j predicts token j + 1: it counts when the model is to write that token.
+                w.push(if trained.get(j + 1).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
             }
         }
         for _ in 0..n_replay {

@@ -73,10 +73,8 @@ fn sft_teaches_traces_that_evaluation_grades_correct() {
     // A handful of train tasks, learned by heart: the test is that SFT fits its examples and that
     // evaluation reads the answers off the traces, not that anything generalises.
     let tasks: Vec<world::Task> = w.tasks_in(Split::Train).into_iter().filter(|t| t.hops <= 2).take(12).collect();
-    let examples: Vec<Example> = tasks
-        .iter()
-        .map(|t| Example { prompt: eval::prompt(&t.question, AnswerMode::Trace), completion: t.trace.clone() })
-        .collect();
+    let examples: Vec<Example> =
+        tasks.iter().map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Trace), t.trace.clone())).collect();
     let device = engine::device(Backend::Cpu).unwrap();
     let opts = EvalOptions { mode: AnswerMode::Trace, batch: 8, max_new: Some(80) };
     let (before, _, _) = eval::load_for_inference(&init, &device).unwrap();
@@ -129,6 +127,39 @@ fn sft_teaches_traces_that_evaluation_grades_correct() {
     let sound = d.iter().flat_map(|t| &t.draws).filter(|x| x.correct && x.steps > 0 && x.true_steps == x.steps).count();
     let right = d.iter().flat_map(|t| &t.draws).filter(|x| x.correct).count();
     assert!(sound * 2 >= right, "{sound} of {right} correct draws have all steps true");
+}
+
+#[test]
+fn forced_ranges_are_read_but_not_trained() {
+    let w = small_world();
+    let tok = world_tokenizer(&w);
+    let call = "<|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|>";
+    let result = "<|tool_result|>Lormet<|/tool_result|>\n";
+    let completion = format!("{call}{result}Answer: Lormet");
+    let e = Example {
+        forced: vec![(call.len(), call.len() + result.len())],
+        ..Example::new("Question: Where was Ilona Varsk born?\n", completion.clone())
+    };
+    let (ids, trained) = e.tokens(&tok).unwrap();
+    assert_eq!(ids.len(), trained.len());
+    let n_prompt = tok.encode(&e.prompt).len();
+    assert!(trained[..n_prompt].iter().all(|t| !t), "prompt tokens are not trained");
+    let untrained: Vec<u32> =
+        ids[n_prompt..].iter().zip(&trained[n_prompt..]).filter(|(_, t)| !**t).map(|(i, _)| *i).collect();
+    assert_eq!(tok.decode(&untrained), result, "exactly the forced text is untrained");
+    assert_eq!(tok.decode(&ids[n_prompt..ids.len() - 1]), completion);
+    assert_eq!(*trained.last().unwrap(), true, "the closing <|eos|> is trained");
+    // Without forced ranges every completion token is trained, tokenised as one text.
+    let plain = Example::new(e.prompt.clone(), completion.clone());
+    let (ids, trained) = plain.tokens(&tok).unwrap();
+    assert_eq!(ids[n_prompt..ids.len() - 1], tok.encode(&completion)[..]);
+    assert!(trained[n_prompt..].iter().all(|t| *t));
+    // Ranges out of order or off the text are refused, naming the example.
+    for bad in [vec![(5, 3)], vec![(0, completion.len() + 1)], vec![(4, 6), (2, 3)]] {
+        let e = Example { forced: bad, ..plain.clone() };
+        let msg = e.tokens(&tok).unwrap_err().to_string();
+        assert!(msg.contains("forced range") && msg.contains("Ilona Varsk"), "{msg}");
+    }
 }
 
 #[test]
