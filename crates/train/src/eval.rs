@@ -221,6 +221,17 @@ pub(crate) fn answer_done(tok: &Tokenizer, mode: AnswerMode, ids: &[u32]) -> boo
     ids.last() == Some(&Special::Eos.id()) || answered(&format!("{}{}", answer_prefix(mode), tok.decode(ids)))
 }
 
+/// Grades the tokens generated for `task` in `mode`: the completion (up to `<|eos|>`), the
+/// answer read from it (after the prompt's `Answer:` in direct mode) and the verifier's verdict.
+pub(crate) fn grade(tok: &Tokenizer, task: &Task, mode: AnswerMode, ids: &[u32]) -> (String, Option<String>, bool) {
+    let eos = Special::Eos.id();
+    let ids: Vec<u32> = ids.iter().copied().take_while(|&i| i != eos).collect();
+    let completion = tok.decode(&ids);
+    let predicted = extract_answer(&format!("{}{completion}", answer_prefix(mode)));
+    let correct = predicted.as_deref().is_some_and(|p| task.verifier.check(&task.answer, p));
+    (completion, predicted, correct)
+}
+
 /// Answer `tasks` greedily with `model` and grade each with its verifier.
 pub fn evaluate(
     model: &Transformer,
@@ -232,17 +243,12 @@ pub fn evaluate(
     let started = Instant::now();
     let mode = opts.mode;
     let (prompts, max_new) = prompts_for(model, tok, tasks, mode, opts.max_new)?;
-    let eos = Special::Eos.id();
-    let prefix = answer_prefix(mode);
     let done = |ids: &[u32]| answer_done(tok, mode, ids);
     let generated = greedy_many(model, &prompts, max_new, opts.batch, &done, device).map_err(TrainError::Engine)?;
 
     let mut outcomes = Vec::with_capacity(tasks.len());
     for (t, ids) in tasks.iter().zip(&generated) {
-        let ids: Vec<u32> = ids.iter().copied().take_while(|&i| i != eos).collect();
-        let completion = tok.decode(&ids);
-        let predicted = extract_answer(&format!("{prefix}{completion}"));
-        let correct = predicted.as_deref().is_some_and(|p| t.verifier.check(&t.answer, p));
+        let (completion, predicted, correct) = grade(tok, t, mode, ids);
         outcomes.push(Outcome {
             id: t.id.clone(),
             family: t.family.as_str().to_string(),

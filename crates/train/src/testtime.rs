@@ -24,11 +24,11 @@ use model::burn::prelude::Device;
 use model::generate::{generate_many, Job, Next};
 use model::{Sampling, Transformer};
 use serde::{Deserialize, Serialize};
-use tokenizer::{Special, Tokenizer};
-use world::{extract_answer, normalize_name, KnowledgeIndex, Task};
+use tokenizer::Tokenizer;
+use world::{normalize_name, KnowledgeIndex, Task};
 
 use crate::error::TrainError;
-use crate::eval::{answer_done, answer_prefix, prompts_for, summarise, AnswerMode, EvalReport, Outcome};
+use crate::eval::{answer_done, answer_prefix, grade, prompts_for, summarise, AnswerMode, EvalReport, Outcome};
 
 /// One sampled answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -86,7 +86,6 @@ pub fn sample_tasks(
         .enumerate()
         .flat_map(|(t, p)| (0..k).map(move |j| Job { prompt: p.clone(), stream: (t * k + j) as u64 }))
         .collect();
-    let eos = Special::Eos.id();
     let prefix = answer_prefix(mode);
     let hook =
         |_: usize, ids: &[u32], _: &[bool]| if answer_done(tok, mode, ids) { Next::Stop } else { Next::Continue };
@@ -96,12 +95,8 @@ pub fn sample_tasks(
         let draws = chunk
             .iter()
             .map(|g| {
-                let ids: Vec<u32> = g.tokens.iter().copied().take_while(|&i| i != eos).collect();
-                let completion = tok.decode(&ids);
-                let full = format!("{prefix}{completion}");
-                let predicted = extract_answer(&full);
-                let correct = predicted.as_deref().is_some_and(|p| t.verifier.check(&t.answer, p));
-                let check = t.check_trace(kb, &full);
+                let (completion, predicted, correct) = grade(tok, t, mode, &g.tokens);
+                let check = t.check_trace(kb, &format!("{prefix}{completion}"));
                 let asked: Vec<&String> = t.people.iter().filter(|p| t.question.contains(p.as_str())).collect();
                 let first = completion.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
                 let grounded = asked.is_empty() || asked.iter().any(|p| first.contains(p.as_str()));
