@@ -149,9 +149,13 @@ enum Command {
         /// Tasks as JSONL (e.g. runs/world/tasks/heldout.jsonl).
         #[arg(long)]
         tasks: PathBuf,
-        /// direct (the answer after the question) | trace (reasoning, then the answer).
+        /// direct (the answer after the question) | trace (reasoning, then the answer) | tools
+        /// (tool calls run for real, then the answer; needs --kb).
         #[arg(long, default_value = "direct")]
         mode: String,
+        /// The knowledge base (`kb.jsonl` triples) that `lookup` and `find` read in tools mode.
+        #[arg(long)]
+        kb: Option<PathBuf>,
         /// Where to write the JSON report (scores and every graded answer); default: next to the tasks file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -391,8 +395,18 @@ fn main() -> Result<()> {
             );
             println!("report: {}", out.join("report.md").display());
         }
-        Command::Eval { checkpoint, tasks, mode, out, limit, batch } => {
+        Command::Eval { checkpoint, tasks, mode, kb, out, limit, batch } => {
             let mode: train::eval::AnswerMode = mode.parse().map_err(anyhow::Error::msg)?;
+            let tools = match (mode, &kb) {
+                (train::eval::AnswerMode::Tools, None) => {
+                    anyhow::bail!("--mode tools needs --kb KB.jsonl (the facts `lookup` and `find` read)")
+                }
+                (train::eval::AnswerMode::Tools, Some(path)) => {
+                    let facts = world::KnowledgeBase::read(path, &world::KbConfig::default())?.facts();
+                    Some(std::sync::Arc::new(tools::Registry::standard(&facts)))
+                }
+                _ => None,
+            };
             let mut list = train::eval::read_tasks(&tasks)?;
             if limit > 0 {
                 let mut seen = std::collections::BTreeMap::<String, usize>::new();
@@ -404,7 +418,7 @@ fn main() -> Result<()> {
             }
             let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
             let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
-            let opts = train::eval::EvalOptions { mode, batch, max_new: None };
+            let opts = train::eval::EvalOptions { mode, batch, max_new: None, tools, prefixes: None };
             let r = train::eval::evaluate(&m, &tok, &list, &opts, &device)?;
             print!("{}", r.table());
             let out = out.unwrap_or_else(|| tasks.with_extension("eval.json"));

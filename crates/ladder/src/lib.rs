@@ -3,13 +3,18 @@
 //!
 //! - [`preset`]: the sizes and budgets of `smoke`, `default` and `large`.
 //! - [`rungs`]: the rungs as data (name, lever, stage, answer mode); add a rung there.
+//! - [`fictional`]: copies of train examples about fictional people (for the rungs that must
+//!   learn to read the context: tools, retrieval).
+//! - [`reflect`]: the self-reflection fine-tuning data (a wrong fact line, retracted, rewritten).
 //! - [`run`]: the runner: world and data files, decontamination, each rung's stage and
 //!   evaluation, reuse of finished rungs, the report (via the `report` crate).
 //!
 //! Invariant: every rung trains on the same facts (the knowledge hash is checked into every
 //! rung's row); only the rendering of the corpus changes, on the rungs whose lever it is.
 
+pub mod fictional;
 pub mod preset;
+pub mod reflect;
 pub mod run;
 pub mod rungs;
 

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md and the issue notes); `large` is for a GPU.
 
 use serde::{Deserialize, Serialize};
+use train::reward::RewardConfig;
 use train::sft::SftConfig;
 
 use crate::LadderError;
@@ -37,6 +38,13 @@ pub struct Preset {
     /// Sampled answers per question on the test-time rungs, and their temperature.
     pub samples: usize,
     pub sample_temperature: f32,
+    /// Passages retrieved per question on the `retrieval` rung.
+    pub retrieve: usize,
+    /// Fictional-people copies of each fine-tuning example on the `tools` and `retrieval` rungs.
+    pub fictional: usize,
+    /// The outcome reward model of the `best-of-n-rm` rung, trained on `samples / 2` sampled
+    /// answers per train question.
+    pub reward: RewardConfig,
     /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
     pub eval_per_family: usize,
     /// Prompts decoded together per thread.
@@ -68,6 +76,9 @@ impl Preset {
                 sft: SftConfig { steps: 20, batch_size: 8, warmup_steps: 2, ..base_sft },
                 samples: 4,
                 sample_temperature: 0.8,
+                retrieve: 2,
+                fictional: 2,
+                reward: RewardConfig { steps: 10, batch_size: 8, warmup_steps: 2, ..RewardConfig::default() },
                 eval_per_family: 8,
                 eval_batch: 16,
             },
@@ -101,6 +112,9 @@ impl Preset {
                 },
                 samples: 8,
                 sample_temperature: 0.7,
+                retrieve: 2,
+                fictional: 2,
+                reward: RewardConfig::default(),
                 eval_per_family: 0,
                 eval_batch: 32,
             },
@@ -121,6 +135,9 @@ impl Preset {
                 sft: SftConfig { steps: 600, batch_size: 32, ..base_sft },
                 samples: 16,
                 sample_temperature: 0.7,
+                retrieve: 2,
+                fictional: 2,
+                reward: RewardConfig::default(),
                 eval_per_family: 0,
                 eval_batch: 64,
             },

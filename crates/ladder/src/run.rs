@@ -1,9 +1,11 @@
 //! Running the ladder: world → data files → one stage and one evaluation per rung → report.
 //!
 //! Layout of the output folder:
-//! - `world/`: the knowledge (`kb.jsonl`, `corpus.txt` at one rendering, `tasks/`, `world.json`)
-//!   and the world's `tokenizer.json`, shared by every rung;
-//! - `data/`: the training files the rungs read (`pretrain-r{R}.txt`, `sft-traces.jsonl`) and
+//! - `world/`: the knowledge (`kb.jsonl`, `corpus.txt` at one rendering, `tasks/`, `world.json`),
+//!   the world's `tokenizer.json`, shared by every rung, and `index/`, the BM25 index of the
+//!   knowledge passages (one per subject) that the retrieval rung reads;
+//! - `data/`: the training files the rungs read (`pretrain-r{R}.txt`; `sft-{kind}.jsonl` with
+//!   kind `traces`, `reflection`, `tools-fictional2`, `traces-retrieved2-fictional2`, ...) and
 //!   the validation text (`val-heldout-qa.txt`, for the loss curve only: never a gradient);
 //! - `decontamination.json`: proof that no held-out question or worked answer is in a training file;
 //! - `rungs/NN-name/`: `key.txt`, `train/` (checkpoints, metrics), `eval.json` (every graded
@@ -11,11 +13,13 @@
 //! - `report.json`, `report.md`, `report.html`, rewritten after every rung.
 //!
 //! A rung is reused when its `result.json` carries the same key: the SHA-256 of its resolved
-//! spec, the knowledge, the corpus it trains on, the tokenizer, its parent's key and the
-//! evaluation settings. A rung whose training was killed resumes from its newest checkpoint.
+//! spec, the knowledge, the corpus it trains on, the tokenizer, its parent's key, the
+//! evaluation settings and, for a fine-tuning rung, the SHA-256 of its examples file (and of the
+//! retrieval index it reads). A rung whose training was killed resumes from its newest checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use model::engine;
@@ -23,14 +27,19 @@ use report::{LadderReport, RecallProbe, RungReport, WorldInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokenizer::Tokenizer;
+use tools::protocol::{TOOL_CALL_END, TOOL_RESULT};
+use tools::Registry;
 use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions, EvalReport};
+use train::reward::{Labelled as RewardLabelled, RewardConfig};
 use train::sft::{self, Example};
 use train::testtime;
 use train::{checkpoint, RunOptions};
 use world::{Family, Knowledge, Split, Task};
 
+use crate::fictional::Fictional;
 use crate::preset::Preset;
-use crate::rungs::{rungs, RungSpec, Stage};
+use crate::reflect::Reflection;
+use crate::rungs::{rungs, RungSpec, SftData, Stage};
 use crate::LadderError;
 
 /// Bumped when the meaning of a rung's result changes (so older results are not reused).
@@ -181,12 +190,13 @@ fn subset(tasks: Vec<Task>, per_family: usize, seed: u64) -> Vec<Task> {
 }
 
 /// The world's tokenizer: byte-level BPE over the single-rendering corpus and the train tasks in
-/// both QA formats. One per world, shared by every rendering count and every rung.
+/// every answer format (direct, trace, tool trace). One per world, shared by every rendering count and every rung.
 pub fn train_world_tokenizer(k: &dyn Knowledge, vocab: usize) -> Result<Tokenizer, LadderError> {
     let mut texts = k.corpus_documents(1)?;
     for t in k.tasks_in(Split::Train) {
         texts.push(qa_text(&t.question, &t.answer));
         texts.push(trace_text(&t.question, &t.trace));
+        texts.push(tools::protocol::segments_text(&tools::trace_to_chat(&t.tool_trace)));
     }
     Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() })
         .map_err(|e| LadderError::Tokenizer(e.to_string()))
@@ -267,15 +277,62 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         write_docs(&p, &docs)?;
         sources.push((p.display().to_string(), docs.join("\n\n")));
     }
-    let examples: Vec<Example> = train_tasks
-        .iter()
-        .map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Trace), t.trace.clone()))
-        .collect();
-    let sft_path = data_dir.join("sft-traces.jsonl");
-    let sft_text: String =
-        examples.iter().map(|e| serde_json::to_string(e).expect("example serialises") + "\n").collect();
-    checkpoint::write_atomic(&sft_path, sft_text.as_bytes())?;
-    sources.push((sft_path.display().to_string(), sft_text.clone()));
+    // Retrieval: a BM25 index over the knowledge passages, built once per world.
+    let specs = rungs(&preset, opts.seed);
+    let index = if specs.iter().any(|s| s.retrieve > 0) {
+        let dir = world_dir.join("index");
+        let passages = knowledge_passages(&k.facts());
+        let sha = sha256_hex(passages.join("\n\n").as_bytes());
+        Some(
+            retrieval::Index::open_or_build(&dir, &passages, &sha)
+                .map_err(|e| LadderError::Input(format!("retrieval index {}: {e}", dir.display())))?,
+        )
+    } else {
+        None
+    };
+    // Fine-tuning data, one file per kind the rungs use.
+    let facts = k.facts();
+    let reflection = Reflection::new(&facts, opts.seed, 0.5);
+    let named: BTreeSet<String> = k.tasks().iter().flat_map(|t| t.people.iter().cloned()).collect();
+    let named: Vec<String> = named.into_iter().collect();
+    let entities = facts.iter().flat_map(|f| [f.subject.clone(), f.object.clone()]);
+    let fictional = Fictional::new(&named, entities, opts.seed);
+    let held_questions: BTreeSet<&str> = heldout_tasks.iter().map(|t| t.question.as_str()).collect();
+    let mut examples: BTreeMap<(SftData, usize, usize), Vec<Example>> = BTreeMap::new();
+    let mut example_shas: BTreeMap<(SftData, usize, usize), String> = BTreeMap::new();
+    for spec in &specs {
+        let Stage::Sft { data, .. } = &spec.stage else { continue };
+        let key = (*data, spec.retrieve, spec.fictional);
+        if examples.contains_key(&key) {
+            continue;
+        }
+        let prefixes = match (&index, spec.retrieve) {
+            (Some(ix), r) if r > 0 => retrieved_prefixes(ix, &train_tasks, r)?,
+            _ => vec![String::new(); train_tasks.len()],
+        };
+        let ex = sft_examples(
+            *data,
+            &train_tasks,
+            &prefixes,
+            &reflection,
+            fictional.as_ref(),
+            spec.fictional,
+            &held_questions,
+        );
+        let mut stem = data.file_stem().to_string();
+        if spec.retrieve > 0 {
+            stem.push_str(&format!("-retrieved{}", spec.retrieve));
+        }
+        if spec.fictional > 0 {
+            stem.push_str(&format!("-fictional{}", spec.fictional));
+        }
+        let path = data_dir.join(format!("sft-{stem}.jsonl"));
+        let text: String = ex.iter().map(|e| serde_json::to_string(e).expect("example serialises") + "\n").collect();
+        checkpoint::write_atomic(&path, text.as_bytes())?;
+        example_shas.insert(key, sha256_hex(text.as_bytes()));
+        sources.push((path.display().to_string(), text));
+        examples.insert(key, ex);
+    }
     let val: Vec<String> = heldout_tasks.iter().map(|t| qa_text(&t.question, &t.answer)).collect();
     let val_path = data_dir.join("val-heldout-qa.txt");
     write_docs(&val_path, &val)?;
@@ -319,10 +376,12 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         machine: format!("{} threads, cpu backend", engine::threads()),
     };
     report.setup = setup_lines(&preset, &report.world, &eval_tasks, &probe_tasks, tok.vocab_size());
+    report.setup.push(chance_line(&train_tasks, &eval_tasks));
 
-    let specs = rungs(&preset, opts.seed);
     let wanted = selected(&specs, &opts.only);
     let mut done: BTreeMap<String, RungResult> = BTreeMap::new();
+    let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut last_ran: Option<String> = None;
     let rung_root = out.join("rungs");
     for (i, spec) in specs.iter().enumerate() {
         if !wanted.contains(&spec.name) {
@@ -343,19 +402,24 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
             }
         };
         let corpus_sha = k.corpus_sha256(corpus_renderings)?;
-        let key = sha256_hex(
-            serde_json::to_string(&serde_json::json!({
-                "version": KEY_VERSION,
-                "spec": spec,
-                "knowledge": knowledge_sha,
-                "corpus": corpus_sha,
-                "tokenizer": tok_sha,
-                "parent": parent.as_ref().map(|p| p.key.clone()),
-                "eval": [preset.eval_per_family, opts.seed as usize],
-            }))
-            .expect("key serialises")
-            .as_bytes(),
-        );
+        let mut key_fields = serde_json::json!({
+            "version": KEY_VERSION,
+            "spec": spec,
+            "knowledge": knowledge_sha,
+            "corpus": corpus_sha,
+            "tokenizer": tok_sha,
+            "parent": parent.as_ref().map(|p| p.key.clone()),
+            "eval": [preset.eval_per_family, opts.seed as usize],
+        });
+        // A fine-tuning rung also depends on the exact examples it trains on, and a retrieval
+        // rung on the index it reads.
+        if let Stage::Sft { data, .. } = &spec.stage {
+            key_fields["data"] = serde_json::json!(example_shas[&(*data, spec.retrieve, spec.fictional)]);
+        }
+        if let (true, Some(ix)) = (spec.retrieve > 0, &index) {
+            key_fields["index"] = serde_json::json!(ix.meta().corpus_sha256);
+        }
+        let key = sha256_hex(serde_json::to_string(&key_fields).expect("key serialises").as_bytes());
         let reusable = RungResult::read(&dir).filter(|r| r.key == key && r.checkpoint.join("state.json").is_file());
         let result = match reusable {
             Some(mut r) => {
@@ -375,13 +439,29 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
                 val_path: &val_path,
                 tok_path: &tok_path,
                 examples: &examples,
+                index: index.as_ref(),
                 k: k.as_ref(),
                 eval_tasks: &eval_tasks,
                 probe_tasks: &probe_tasks,
+                train_tasks: &train_tasks,
                 kb_index: &kb_index,
                 opts,
             })?,
         };
+        // The paired comparison with the rung this one changes (its parent, else the rung
+        // before it that ran): the same held-out questions, graded both ways.
+        let mut result = result;
+        let reference = spec.stage.parent().map(str::to_string).or_else(|| last_ran.clone());
+        if let Some(r) = reference.as_ref().and_then(|name| dirs.get(name).map(|d| (name, d))) {
+            if let Some(v) = paired(&dir, r.1) {
+                result
+                    .report
+                    .extra
+                    .insert("vs".into(), serde_json::json!({"rung": r.0, "better": v.0, "worse": v.1, "p_value": v.2}));
+            }
+        }
+        dirs.insert(spec.name.clone(), dir.clone());
+        last_ran = Some(spec.name.clone());
         on_rung(&result.report);
         report.rungs.push(result.report.clone());
         report.total_seconds = started.elapsed().as_secs_f64();
@@ -392,6 +472,211 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         }
     }
     Ok(report)
+}
+
+/// Held-out questions right only in rung folder `dir`, right only in `reference`, and the
+/// McNemar p-value of that split; `None` when either `eval.json` is missing or unreadable.
+fn paired(dir: &Path, reference: &Path) -> Option<(usize, usize, f64)> {
+    let read = |d: &Path| -> Option<BTreeMap<String, bool>> {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("eval.json")).ok()?).ok()?;
+        v["heldout"]["outcomes"]
+            .as_array()?
+            .iter()
+            .map(|o| Some((o["id"].as_str()?.to_string(), o["correct"].as_bool()?)))
+            .collect()
+    };
+    let (a, b) = (read(dir)?, read(reference)?);
+    let better = a.iter().filter(|(id, &ok)| ok && b.get(*id) == Some(&false)).count();
+    let worse = a.iter().filter(|(id, &ok)| !ok && b.get(*id) == Some(&true)).count();
+    Some((better, worse, testtime::mcnemar(better, worse)))
+}
+
+/// Trains an outcome reward model on the policy's own verified answers to the train questions
+/// (`k / 2` samples each, at least 2), scores every draw of `draws` with it, and returns what
+/// to report: the training summary and the AUC of its scores on the held-out draws.
+#[allow(clippy::too_many_arguments)]
+fn rank_by_reward_model(
+    x: &RungInputs,
+    policy_checkpoint: &Path,
+    model: &model::Transformer,
+    tok: &Tokenizer,
+    cfg: &RewardConfig,
+    k: usize,
+    sampling: &model::Sampling,
+    draws: &mut [testtime::Draws],
+    device: &model::burn::prelude::Device,
+) -> Result<serde_json::Value, LadderError> {
+    let mode = x.spec.answer_mode;
+    let train_sampling = model::Sampling { seed: sampling.seed.wrapping_add(1), ..sampling.clone() };
+    let per = (k / 2).max(2);
+    let (train_draws, sample_seconds) = testtime::sample_tasks(
+        model,
+        tok,
+        x.train_tasks,
+        mode,
+        per,
+        &train_sampling,
+        x.preset.eval_batch,
+        x.kb_index,
+        device,
+    )?;
+    let row = |question: &str, completion: &str| {
+        let mut ids = tok.encode(&eval::prompt(question, mode));
+        ids.extend(tok.encode(completion));
+        ids
+    };
+    let questions: BTreeMap<&str, &str> = x.train_tasks.iter().map(|t| (t.id.as_str(), t.question.as_str())).collect();
+    let data: Vec<RewardLabelled> = train_draws
+        .iter()
+        .flat_map(|t| {
+            let q = questions[t.id.as_str()];
+            t.draws.iter().map(move |d| RewardLabelled { tokens: row(q, &d.completion), correct: d.correct })
+        })
+        .collect();
+    let positives = data.iter().filter(|d| d.correct).count();
+    if positives == 0 || positives == data.len() {
+        // Nothing to tell apart: every draw scores the same, so the earliest answer is taken.
+        for d in draws.iter_mut().flat_map(|t| t.draws.iter_mut()) {
+            d.score = Some(0.0);
+        }
+        return Ok(serde_json::json!({
+            "train_answers": data.len(),
+            "train_positive_fraction": positives as f64 / data.len().max(1) as f64,
+            "skipped": "the policy's train answers are all of one kind (all correct or all wrong): no reward model to train",
+        }));
+    }
+    let (rm, summary) = train::reward::train_reward_model(policy_checkpoint, &data, cfg)?;
+    let asked: BTreeMap<&str, &str> =
+        x.eval_tasks.iter().chain(x.probe_tasks).map(|t| (t.id.as_str(), t.question.as_str())).collect();
+    let rows: Vec<Vec<u32>> =
+        draws.iter().flat_map(|t| t.draws.iter().map(|d| row(asked[t.id.as_str()], &d.completion))).collect();
+    let scores = train::reward::score_all(&rm, &rows, x.preset.eval_batch, device);
+    let mut it = scores.into_iter();
+    let mut held: Vec<(f32, bool)> = Vec::new();
+    for t in draws.iter_mut() {
+        for d in &mut t.draws {
+            d.score = it.next();
+            if t.split == "heldout" {
+                held.push((d.score.unwrap_or(0.0), d.correct));
+            }
+        }
+    }
+    Ok(serde_json::json!({
+        "train_answers": summary.examples,
+        "train_positive_fraction": summary.positive_fraction,
+        "loss_first": summary.first_loss,
+        "loss_last": summary.last_loss,
+        "heldout_auc": testtime::auc(&held),
+        "sample_seconds": sample_seconds,
+        "train_seconds": summary.seconds,
+    }))
+}
+
+/// The fine-tuning examples of `data` for `tasks`, each prompt after its prefix, each followed by
+/// `copies` copies about fictional people (when `fictional` can rename the knowledge's people).
+/// A copy whose question happens to be one of the `held_out` questions (a shifted year can turn
+/// one inverse question into another) is left out.
+fn sft_examples(
+    data: SftData,
+    tasks: &[Task],
+    prefixes: &[String],
+    reflection: &Reflection,
+    fictional: Option<&Fictional>,
+    copies: usize,
+    held_out: &BTreeSet<&str>,
+) -> Vec<Example> {
+    let mut out = Vec::new();
+    for (t, pre) in tasks.iter().zip(prefixes) {
+        for copy in 0..=copies {
+            // Copy 0 is the example itself.
+            let (pre, question, trace, tool_trace) = match (copy, fictional) {
+                (0, _) => (pre.clone(), t.question.clone(), t.trace.clone(), t.tool_trace.clone()),
+                (c, Some(f)) => {
+                    let r = f.rename(&t.id, c, &[pre, &t.question, &t.trace, &t.tool_trace]);
+                    (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone())
+                }
+                (_, None) => break,
+            };
+            if copy > 0 && held_out.contains(question.as_str()) {
+                continue;
+            }
+            out.push(match data {
+                SftData::Traces => Example::new(format!("{pre}{}", eval::prompt(&question, AnswerMode::Trace)), trace),
+                SftData::ToolTraces => {
+                    let (completion, forced) = tools::segments_with_forced(&tools::trace_to_chat(&tool_trace));
+                    Example {
+                        prompt: format!("{pre}{}", eval::prompt(&question, AnswerMode::Tools)),
+                        completion,
+                        forced,
+                    }
+                }
+                SftData::ReflectionTraces => {
+                    let (completion, forced) = reflection.rewrite(&t.id, &trace);
+                    Example {
+                        prompt: format!("{pre}{}", eval::prompt(&question, AnswerMode::Trace)),
+                        completion,
+                        forced,
+                    }
+                }
+            });
+        }
+    }
+    out
+}
+
+/// The passages the retrieval index holds: one per subject, in the order subjects first appear
+/// among the facts, each the subject's facts as canonical sentences (`world::fact_sentence`, the
+/// form a gold trace writes them in, full name in every sentence). Proposition-style passages:
+/// the same facts as the corpus, in the rendering that is easiest to quote.
+fn knowledge_passages(facts: &[world::Fact]) -> Vec<String> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for f in facts {
+        let e = by.entry(f.subject.as_str()).or_default();
+        if e.is_empty() {
+            order.push(f.subject.as_str());
+        }
+        e.push(world::fact_sentence(f));
+    }
+    order.iter().map(|s| by[s].join(" ")).collect()
+}
+
+/// For each task, the top `k` passages retrieved for its question, as the text that goes before
+/// its prompt (`retrieval::prompt_with_passages`).
+fn retrieved_prefixes(index: &retrieval::Index, tasks: &[Task], k: usize) -> Result<Vec<String>, LadderError> {
+    tasks
+        .iter()
+        .map(|t| {
+            let hits = index.search(&t.question, k).map_err(|e| LadderError::Input(format!("retrieval: {e}")))?;
+            Ok(retrieval::prompt_with_passages("", &hits))
+        })
+        .collect()
+}
+
+/// Whether `text` names every one of `people`.
+fn mentions_all(text: &str, people: &[String]) -> bool {
+    people.iter().all(|p| text.contains(p.as_str()))
+}
+
+/// Held-out arithmetic accuracy by the number of digits of the gold answer (`{"1": .., "2": ..}`),
+/// or `None` when there is no arithmetic task.
+fn arithmetic_by_magnitude(tasks: &[Task], outcomes: &[eval::Outcome]) -> Option<serde_json::Value> {
+    let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (t, o) in tasks.iter().zip(outcomes) {
+        if t.family != Family::Arithmetic {
+            continue;
+        }
+        let digits = t.answer.trim().trim_start_matches('-').len().to_string();
+        let e = by.entry(digits).or_default();
+        e.0 += o.correct as usize;
+        e.1 += 1;
+    }
+    (!by.is_empty()).then(|| {
+        serde_json::json!(by
+            .iter()
+            .map(|(d, &(c, n))| (d.clone(), serde_json::json!({"accuracy": c as f64 / n as f64, "n": n})))
+            .collect::<BTreeMap<_, _>>())
+    })
 }
 
 struct RungInputs<'a> {
@@ -406,10 +691,12 @@ struct RungInputs<'a> {
     data_dir: &'a Path,
     val_path: &'a Path,
     tok_path: &'a Path,
-    examples: &'a [Example],
+    examples: &'a BTreeMap<(SftData, usize, usize), Vec<Example>>,
+    index: Option<&'a retrieval::Index>,
     k: &'a dyn Knowledge,
     eval_tasks: &'a [Task],
     probe_tasks: &'a [Task],
+    train_tasks: &'a [Task],
     kb_index: &'a world::KnowledgeIndex,
     opts: &'a LadderOptions,
 }
@@ -452,16 +739,17 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let flops = s.model.train_flops_per_token(cfg.train.seq_len) as f64 * s.tokens_seen as f64;
             (ckpt, s.tokens_seen, flops, s.model.summary(), s.params, s.total_seconds - s.seconds)
         }
-        Stage::CotSft { config, .. } => {
+        Stage::Sft { config, data, .. } => {
             let parent = x.parent.expect("an SFT rung has a parent");
             let replay = x.k.corpus_documents(x.renderings)?;
+            let examples = &x.examples[&(*data, x.spec.retrieve, x.spec.fictional)];
             if train_dir.exists() {
                 std::fs::remove_dir_all(&train_dir).map_err(|e| io_err(&train_dir, "cannot clear", e))?;
             }
-            let s = sft::sft(&parent.checkpoint, x.examples, &replay, config, &train_dir, x.opts.quiet)?;
+            let s = sft::sft(&parent.checkpoint, examples, &replay, config, &train_dir, x.opts.quiet)?;
             extra.insert("sft_loss_first".into(), serde_json::json!(s.first_loss));
             extra.insert("sft_loss_last".into(), serde_json::json!(s.last_loss));
-            extra.insert("sft_examples".into(), serde_json::json!(x.examples.len()));
+            extra.insert("sft_examples".into(), serde_json::json!(examples.len()));
             (s.checkpoint, s.tokens, s.flops, parent.report.model.clone(), parent.report.params, 0.0)
         }
         Stage::TestTime { .. } => {
@@ -476,8 +764,8 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     let mut tasks = x.eval_tasks.to_vec();
     tasks.extend(x.probe_tasks.iter().cloned());
     let (held, probe) = match &x.spec.stage {
-        Stage::TestTime { strategy, k, sampling, .. } => {
-            let (draws, seconds) = testtime::sample_tasks(
+        Stage::TestTime { strategy, k, sampling, reward, .. } => {
+            let (mut draws, seconds) = testtime::sample_tasks(
                 &model,
                 &tok,
                 &tasks,
@@ -488,6 +776,18 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
                 x.kb_index,
                 &device,
             )?;
+            if *strategy == testtime::Strategy::BestOfReward {
+                let cfg = reward.as_ref().ok_or_else(|| {
+                    LadderError::Input(format!(
+                        "rung {}: best-of-n by a reward model needs a reward recipe",
+                        x.spec.name
+                    ))
+                })?;
+                let parent = x.parent.expect("a test-time rung has a parent");
+                let info =
+                    rank_by_reward_model(&x, &parent.checkpoint, &model, &tok, cfg, *k, sampling, &mut draws, &device)?;
+                extra.insert("reward_model".into(), info);
+            }
             let (held_draws, probe_draws): (Vec<_>, Vec<_>) = draws.into_iter().partition(|d| d.split == "heldout");
             let held = testtime::report(&held_draws, *k, *strategy, x.spec.answer_mode, seconds);
             let probe = testtime::report(&probe_draws, *k, *strategy, x.spec.answer_mode, 0.0);
@@ -513,20 +813,61 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             (held, probe)
         }
         _ => {
-            let opts = EvalOptions { mode: x.spec.answer_mode, batch: x.preset.eval_batch, max_new: None };
+            let tools = (x.spec.answer_mode == AnswerMode::Tools).then(|| Arc::new(Registry::standard(&x.k.facts())));
+            let prefixes = match (x.index, x.spec.retrieve) {
+                (Some(ix), r) if r > 0 => {
+                    let p = retrieved_prefixes(ix, &tasks, r)?;
+                    let held = &p[..x.eval_tasks.len()];
+                    let found = x.eval_tasks.iter().zip(held).filter(|(t, p)| mentions_all(p, &t.people)).count();
+                    extra.insert(
+                        "retrieved_all_people".into(),
+                        serde_json::json!(found as f64 / held.len().max(1) as f64),
+                    );
+                    Some(Arc::new(p))
+                }
+                _ => None,
+            };
+            let opts =
+                EvalOptions { mode: x.spec.answer_mode, batch: x.preset.eval_batch, max_new: None, tools, prefixes };
             let all = eval::evaluate(&model, &tok, &tasks, &opts, &device)?;
             let (held, probe): (Vec<_>, Vec<_>) = all.outcomes.iter().cloned().partition(|o| o.split == "heldout");
             extra.insert("eval_seconds".into(), serde_json::json!(all.seconds));
             (eval::summarise(opts.mode, held, all.seconds), eval::summarise(opts.mode, probe, 0.0))
         }
     };
+    if x.spec.answer_mode == AnswerMode::Tools {
+        let calls: Vec<usize> = held.outcomes.iter().map(|o| o.completion.matches(TOOL_CALL_END).count()).collect();
+        let errors: usize =
+            held.outcomes.iter().map(|o| o.completion.matches(&format!("{TOOL_RESULT}error:")).count()).sum();
+        let total: usize = calls.iter().sum();
+        extra.insert("tool_calls_per_question".into(), serde_json::json!(total as f64 / calls.len().max(1) as f64));
+        extra.insert("tool_error_fraction".into(), serde_json::json!(errors as f64 / total.max(1) as f64));
+    }
+    if let Some(by) = arithmetic_by_magnitude(x.eval_tasks, &held.outcomes) {
+        extra.insert("arithmetic_by_answer_digits".into(), by);
+    }
     if x.spec.answer_mode == AnswerMode::Trace {
         let (mut sound, mut n) = (0usize, 0usize);
+        let (mut revisions, mut revised_wrong) = (0usize, 0usize);
         for (t, o) in x.eval_tasks.iter().zip(&held.outcomes) {
             n += 1;
-            sound += world::verify_trace(x.kb_index, &o.completion, t.verifier, &t.answer).all_correct() as usize;
+            let kept = eval::without_retractions(&o.completion);
+            sound += world::verify_trace(x.kb_index, &kept, t.verifier, &t.answer).all_correct() as usize;
+            // Each retraction, and whether the line it retracts is indeed not a true fact.
+            let lines: Vec<&str> = o.completion.split('\n').collect();
+            for (i, l) in lines.iter().enumerate().skip(1) {
+                if l.trim() == eval::RETRACTION {
+                    revisions += 1;
+                    let c = world::verify_trace(x.kb_index, lines[i - 1], t.verifier, &t.answer);
+                    revised_wrong += (c.steps > c.correct_steps) as usize;
+                }
+            }
         }
         extra.insert("trace_all_steps_true".into(), serde_json::json!(sound as f64 / n.max(1) as f64));
+        if revisions > 0 {
+            extra.insert("revisions_per_question".into(), serde_json::json!(revisions as f64 / n.max(1) as f64));
+            extra.insert("revisions_of_wrong_lines".into(), serde_json::json!(revised_wrong as f64 / revisions as f64));
+        }
     }
     checkpoint::write_atomic(
         &dir.join("eval.json"),
@@ -580,6 +921,27 @@ fn rung_report(
         reused: false,
         extra: BTreeMap::new(),
     }
+}
+
+/// The accuracy per family of always giving the most common train answer of the question's kind
+/// (its id up to the second `/`, e.g. `recall/birth_city`): what a model that ignores the person
+/// asked about would score.
+fn chance_line(train: &[Task], eval: &[Task]) -> String {
+    let kind = |t: &Task| t.id.split('/').take(2).collect::<Vec<_>>().join("/");
+    let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for t in train {
+        *counts.entry(kind(t)).or_default().entry(t.answer.clone()).or_default() += 1;
+    }
+    let mut by: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for t in eval {
+        let common = counts.get(&kind(t)).and_then(|c| c.iter().max_by_key(|&(a, n)| (*n, std::cmp::Reverse(a))));
+        let e = by.entry(t.family.as_str()).or_default();
+        e.0 += common.is_some_and(|(a, _)| t.verifier.check(&t.answer, a)) as usize;
+        e.1 += 1;
+    }
+    let parts: Vec<String> =
+        by.iter().map(|(f, &(c, n))| format!("{f} {:.1}%", 100.0 * c as f64 / n.max(1) as f64)).collect();
+    format!("Chance (always the most common train answer of the question's kind): {}.", parts.join(", "))
 }
 
 fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: usize) -> Vec<String> {

@@ -8,6 +8,7 @@ use model::Sampling;
 use serde::{Deserialize, Serialize};
 use train::config::{ScheduleKind, ScheduleSection};
 use train::eval::AnswerMode;
+use train::reward::RewardConfig;
 use train::sft::SftConfig;
 use train::testtime::Strategy;
 use train::PretrainConfig;
@@ -22,12 +23,20 @@ pub enum Stage {
     /// direct-answer QA about the train people. `config.data.corpus`, `val_corpus`,
     /// `tokenizer` and `out_dir` are filled in by the runner.
     Pretrain { renderings: usize, config: Box<PretrainConfig> },
-    /// Fine-tuning the model of rung `from` on the gold reasoning traces of the train tasks,
-    /// replaying the corpus it was pretrained on.
-    CotSft { from: String, config: SftConfig },
-    /// No training: the model of rung `from`, asked `k` times per question with `sampling`,
-    /// one answer chosen by `strategy` (test-time compute).
-    TestTime { from: String, strategy: Strategy, k: usize, sampling: Sampling },
+    /// Fine-tuning the model of rung `from` on `data` made from the train tasks, replaying the
+    /// corpus it was pretrained on.
+    Sft { from: String, data: SftData, config: SftConfig },
+    /// No training of the answering model: the model of rung `from`, asked `k` times per question
+    /// with `sampling`, one answer chosen by `strategy` (test-time compute). `reward` is the
+    /// recipe of the reward model that [`Strategy::BestOfReward`] trains first.
+    TestTime {
+        from: String,
+        strategy: Strategy,
+        k: usize,
+        sampling: Sampling,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<RewardConfig>,
+    },
 }
 
 impl Stage {
@@ -35,7 +44,32 @@ impl Stage {
     pub fn parent(&self) -> Option<&str> {
         match self {
             Stage::Pretrain { .. } => None,
-            Stage::CotSft { from, .. } | Stage::TestTime { from, .. } => Some(from),
+            Stage::Sft { from, .. } | Stage::TestTime { from, .. } => Some(from),
+        }
+    }
+}
+
+/// What a fine-tuning stage trains on, made from the train tasks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum SftData {
+    /// The gold reasoning traces: one fact per line, then `Answer: X`.
+    Traces,
+    /// The tool traces in the chat protocol (`tools::trace_to_chat`): calls written by the
+    /// model, results injected by the runtime (read, never trained on), then `Answer: X`.
+    ToolTraces,
+    /// The gold traces, half of them with one fact line first written wrong (not trained on),
+    /// then retracted and written right ([`crate::reflect`]).
+    ReflectionTraces,
+}
+
+impl SftData {
+    /// The stem of the training file (`data/sft-{stem}.jsonl`).
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Self::Traces => "traces",
+            Self::ToolTraces => "tools",
+            Self::ReflectionTraces => "reflection",
         }
     }
 }
@@ -48,6 +82,18 @@ pub struct RungSpec {
     pub lever: String,
     pub stage: Stage,
     pub answer_mode: AnswerMode,
+    /// Passages retrieved (BM25 over the knowledge, one passage per subject) and put before every question
+    /// this rung's model is fine-tuned on and asked; 0 = none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retrieve: usize,
+    /// Copies of each fine-tuning example about fictional people ([`crate::fictional`]), on
+    /// top of the example itself; 0 = none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fictional: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The pretraining recipe of the baseline: `gpt2`, AdamW at a constant rate after warmup.
@@ -97,30 +143,40 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             lever: "gpt2 architecture, AdamW at a constant rate, one rendering per fact, direct-answer QA".into(),
             stage: Stage::Pretrain { renderings: 1, config: Box::new(baseline) },
             answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
         },
         RungSpec {
             name: "augmentation".into(),
             lever: format!("each fact rendered {} times (templates and sentence order varied)", p.renderings),
             stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(augmentation) },
             answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
         },
         RungSpec {
             name: "architecture".into(),
             lever: "llama (RMSNorm, SwiGLU, RoPE, GQA) at matched parameters and the same token budget".into(),
             stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(architecture) },
             answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
         },
         RungSpec {
             name: "schedule".into(),
             lever: format!("warmup-stable-decay at a tuned peak rate {:.0e} (was constant {:.0e})", p.tuned_lr, p.lr),
             stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(schedule) },
             answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
         },
         RungSpec {
             name: "cot-sft".into(),
             lever: "fine-tuned on gold reasoning traces of train questions; answers after the trace".into(),
-            stage: Stage::CotSft { from: "schedule".into(), config: sft },
+            stage: Stage::Sft { from: "schedule".into(), data: SftData::Traces, config: sft.clone() },
             answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
         },
         RungSpec {
             name: "self-consistency".into(),
@@ -128,8 +184,10 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 "majority vote over {} sampled traces (temperature {}) of the cot-sft model",
                 p.samples, p.sample_temperature
             ),
-            stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::Majority, k: p.samples, sampling: sampling.clone() },
+            stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::Majority, k: p.samples, sampling: sampling.clone(), reward: None },
             answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
         },
         RungSpec {
             name: "best-of-n".into(),
@@ -137,8 +195,64 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 "of {} sampled traces, the one a verifier trusts most (grounded in the question's people, steps checked against the knowledge base; never the answer)",
                 p.samples
             ),
-            stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::BestOfVerifier, k: p.samples, sampling },
+            stage: Stage::TestTime { from: "cot-sft".into(), strategy: Strategy::BestOfVerifier, k: p.samples, sampling: sampling.clone(), reward: None },
             answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: "best-of-n-rm".into(),
+            lever: format!(
+                "of {} sampled traces, the one a trained outcome reward model (a scalar head on the cot-sft model, \
+                 trained on its verified samples of train questions) scores highest",
+                p.samples
+            ),
+            stage: Stage::TestTime {
+                from: "cot-sft".into(),
+                strategy: Strategy::BestOfReward,
+                k: p.samples,
+                sampling,
+                reward: Some(RewardConfig { seed, ..p.reward.clone() }),
+            },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: "reflection".into(),
+            lever: format!(
+                "fine-tuned on traces where half have one fact written wrong, then retracted and rewritten; \
+                 asked greedily, at most {} retractions per answer",
+                train::eval::MAX_REVISIONS
+            ),
+            stage: Stage::Sft { from: "schedule".into(), data: SftData::ReflectionTraces, config: sft.clone() },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: "tools".into(),
+            lever: format!(
+                "fine-tuned on tool traces (lookup, find, calc), each also with {} fictional-people copies; \
+                 the calls are run for real and their results injected",
+                p.fictional
+            ),
+            stage: Stage::Sft { from: "schedule".into(), data: SftData::ToolTraces, config: sft.clone() },
+            answer_mode: AnswerMode::Tools,
+            retrieve: 0,
+            fictional: p.fictional,
+        },
+        RungSpec {
+            name: "retrieval".into(),
+            lever: format!(
+                "the top {} BM25 passages of the knowledge (one per subject) put before each question (fine-tuned, with {} fictional-people \
+                 copies of each example, and asked that way)",
+                p.retrieve, p.fictional
+            ),
+            stage: Stage::Sft { from: "schedule".into(), data: SftData::Traces, config: sft },
+            answer_mode: AnswerMode::Trace,
+            retrieve: p.retrieve,
+            fictional: p.fictional,
         },
     ]
 }

@@ -30,7 +30,19 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     let names: Vec<&str> = r.rungs.iter().map(|x| x.name.as_str()).collect();
     assert_eq!(
         names,
-        ["baseline", "augmentation", "architecture", "schedule", "cot-sft", "self-consistency", "best-of-n"]
+        [
+            "baseline",
+            "augmentation",
+            "architecture",
+            "schedule",
+            "cot-sft",
+            "self-consistency",
+            "best-of-n",
+            "best-of-n-rm",
+            "reflection",
+            "tools",
+            "retrieval"
+        ]
     );
     assert_eq!(seen, names);
 
@@ -52,15 +64,32 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
         assert_eq!(r.rungs[i].corpus_sha256, r.rungs[1].corpus_sha256, "{} keeps the rendering", r.rungs[i].name);
     }
     assert_eq!(r.rungs[4].answer_mode, "trace");
+    assert!(r.rungs[7].extra.contains_key("reward_model"), "{:?}", r.rungs[7].extra);
     assert!(r.rungs[4].extra.contains_key("trace_all_steps_true"));
     // The test-time rungs train nothing and account for the tokens they generate.
-    for rung in &r.rungs[5..] {
+    for rung in &r.rungs[5..8] {
         assert_eq!(rung.train_tokens, 0, "{}", rung.name);
         let per_q = rung.extra["tokens_per_question"].as_f64().unwrap();
         assert!(per_q > 4.0 * 1.0, "{}: {per_q} tokens per question for 4 samples", rung.name);
         let (p1, pk) = (rung.extra["pass_at_1"].as_f64().unwrap(), rung.extra["pass_at_4"].as_f64().unwrap());
         assert!(p1 <= pk + 1e-12, "{}: pass@1 {p1} > pass@4 {pk}", rung.name);
     }
+    // The tools rung answers in tools mode (that a fine-tuned model calls tools is tested in
+    // crates/train/tests/reward_tools.rs; the smoke model is too small to learn it); the
+    // retrieval rung reports how often its passages name the people asked about, and its index
+    // is on disk.
+    let tools = &r.rungs[9];
+    assert_eq!(tools.answer_mode, "tools");
+    assert!(tools.extra.contains_key("tool_calls_per_question"), "{:?}", tools.extra);
+    assert!(tools.extra.contains_key("arithmetic_by_answer_digits"));
+    let rag = &r.rungs[10];
+    let found = rag.extra["retrieved_all_people"].as_f64().unwrap();
+    assert!(found > 0.5, "retrieval found every person asked about in only {found} of questions");
+    assert!(dir.path().join("world/index/meta.json").is_file());
+    let text = std::fs::read_to_string(dir.path().join("data/sft-reflection.jsonl")).unwrap();
+    assert!(text.contains(train::eval::RETRACTION) && text.contains("\"forced\""));
+    let text = std::fs::read_to_string(dir.path().join("data/sft-tools-fictional2.jsonl")).unwrap();
+    assert!(text.contains("<|tool_result|>") && text.contains("\"forced\""));
 
     // Files: the report in three forms, the world, the decontamination proof.
     for f in
@@ -105,7 +134,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     o.overrides = vec!["tuned_lr=0.005".into()];
     let changed = run(&o, &mut |_| {}).unwrap();
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
-    assert_eq!(reused, [true, true, true, false, false, false, false]);
+    assert_eq!(reused, [true, true, true, false, false, false, false, false, false, false, false]);
 
     // `only` runs the named rungs and what they build on, nothing else.
     let mut o = opts(dir.path());

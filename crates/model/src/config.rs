@@ -24,11 +24,11 @@ pub enum Norm {
 pub enum Mlp {
     /// `W2 relu(W1 x)`.
     Relu,
-    /// `W2 gelu(W1 x)` (GPT-2, exact erf GELU).
+    /// `W2 gelu(W1 x)` (GPT-2, with GPT-2's tanh approximation of GELU).
     Gelu,
     /// `W2 (silu(W1 x) * W3 x)` (Shazeer 2020, Llama).
     Swiglu,
-    /// `W2 (gelu(W1 x) * W3 x)` (Shazeer 2020).
+    /// `W2 (gelu(W1 x) * W3 x)` (Shazeer 2020; tanh-approximated GELU).
     Geglu,
 }
 

@@ -13,11 +13,13 @@
 pub mod config;
 pub mod engine;
 pub mod generate;
+pub mod reward;
 pub mod sample;
 pub mod transformer;
 pub mod weights;
 
 pub use burn;
 pub use config::{ConfigError, Mlp, ModelConfig, Norm, ParamCount, Position};
+pub use reward::RewardModel;
 pub use sample::Sampling;
 pub use transformer::{token_cross_entropy, KvCache, Transformer};

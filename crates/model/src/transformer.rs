@@ -13,7 +13,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, log_softmax, relu, silu, softmax};
+use burn::tensor::activation::{log_softmax, relu, sigmoid, silu, softmax};
 
 use crate::config::{Mlp as MlpKind, ModelConfig, Norm as NormKind, Position};
 use crate::engine;
@@ -197,14 +197,27 @@ pub struct FeedForward {
     kind: MlpKind,
 }
 
+/// GELU in its tanh approximation, as GPT-2 has it (`gelu_new`, PyTorch's
+/// `gelu(approximate="tanh")`): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, written as
+/// `x·σ(2√(2/π)·(x + 0.044715·x³))` (the same function, since `0.5·(1 + tanh(z)) = σ(2z)`).
+/// Built from multiplies and one sigmoid; on the CPU backend the exact erf form spent about 10%
+/// of a GPT-2 training step in scalar `erf` (forward and backward), this form about 7% in `exp`
+/// (perf profiles, width 128, 2 layers), so the saving is small. The two differ by at most
+/// about 1e-3.
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 = 1.595_769_121_605_730_7;
+    let inner = (x.clone() * x.clone() * 0.044715 + 1.0) * x.clone() * TWO_SQRT_2_OVER_PI;
+    x * sigmoid(inner)
+}
+
 impl FeedForward {
     /// `(B, T, D) -> (B, T, D)`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match (&self.gate_proj, self.kind) {
             (Some(gate), MlpKind::Swiglu) => silu(gate.forward(x.clone())) * self.up_proj.forward(x),
-            (Some(gate), _) => gelu(gate.forward(x.clone())) * self.up_proj.forward(x),
+            (Some(gate), _) => gelu_tanh(gate.forward(x.clone())) * self.up_proj.forward(x),
             (None, MlpKind::Relu) => relu(self.up_proj.forward(x)),
-            (None, _) => gelu(self.up_proj.forward(x)),
+            (None, _) => gelu_tanh(self.up_proj.forward(x)),
         }; // (B, T, F)
         self.down_proj.forward(hidden)
     }
@@ -370,6 +383,12 @@ impl Transformer {
                 x.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, v])
             }
         }
+    }
+
+    /// Hidden states after the final norm, for every position: `(B, T)` → `(B, T, D)` (what a
+    /// head on the model, such as a reward model's, reads).
+    pub fn hidden_states(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.hidden(tokens, None)
     }
 
     /// Logits for every position. `tokens: (B, T)` → `(B, T, V)`.

@@ -25,6 +25,6 @@ pub mod run;
 
 pub use calc::{calc, CalcError, CalcLimits, CalcValue};
 pub use kb::{KbError, KnowledgeMap};
-pub use protocol::{parse_call, split_trace_line, trace_to_chat, Call, ProtocolError, Segment};
+pub use protocol::{parse_call, segments_with_forced, split_trace_line, trace_to_chat, Call, ProtocolError, Segment};
 pub use registry::{error_text, CalcTool, FindTool, LookupTool, Registry, RunTool, Tool, NO_OUTPUT};
 pub use run::{run, run_with, RunError, RunLimits};

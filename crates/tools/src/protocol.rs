@@ -120,6 +120,21 @@ pub fn segments_text(segments: &[Segment]) -> String {
     segments.iter().map(Segment::text).collect()
 }
 
+/// The segments' texts concatenated, and the byte ranges of the forced ones in that text (sorted
+/// and disjoint): an SFT completion and what its loss must skip.
+pub fn segments_with_forced(segments: &[Segment]) -> (String, Vec<(usize, usize)>) {
+    let mut text = String::new();
+    let mut forced = Vec::new();
+    for s in segments {
+        let start = text.len();
+        text.push_str(s.text());
+        if s.is_forced() && text.len() > start {
+            forced.push((start, text.len()));
+        }
+    }
+    (text, forced)
+}
+
 /// A world tool trace (`call -> result` lines, then `Answer: X`) in chat form (module docs).
 ///
 /// Each call line gives a sampled call and a forced result; any other line (the `Answer:` line,
@@ -161,5 +176,15 @@ mod tests {
         assert_eq!(split_trace_line("lookup(A, birth_city) -> Lormet"), Some(("lookup(A, birth_city)", "Lormet")));
         assert_eq!(split_trace_line("Answer: x"), None);
         assert_eq!(format_trace_line("calc(1 + 1)", "2"), "calc(1 + 1) -> 2");
+    }
+
+    #[test]
+    fn forced_ranges_cover_exactly_the_results() {
+        let segs = trace_to_chat("lookup(A, birth_year) -> 1950\ncalc(1950 % 2) -> 0\nAnswer: yes");
+        let (text, forced) = segments_with_forced(&segs);
+        assert_eq!(text, segments_text(&segs));
+        let pieces: Vec<&str> = forced.iter().map(|&(a, b)| &text[a..b]).collect();
+        assert_eq!(pieces, [result_text("1950"), result_text("0")]);
+        assert!(text.ends_with("Answer: yes") && text.starts_with(&call_text("lookup(A, birth_year)")));
     }
 }

@@ -6,9 +6,19 @@
 //! - direct answer: `Question: {q}\nAnswer: {a}` ([`qa_text`]);
 //! - reasoning trace: `Question: {q}\n{trace}` where the trace ends `Answer: {a}` ([`trace_text`]).
 //!
+//! - tool trace: `Question: {q}\n` then tool calls in the chat protocol of the `tools` crate
+//!   (`<|tool_call|>CALL<|/tool_call|>` written by the model, `<|tool_result|>R<|/tool_result|>\n`
+//!   injected by the runtime), then `Answer: {a}`.
+//!
 //! A model is prompted with `Question: {q}\nAnswer:` in [`AnswerMode::Direct`] and with
-//! `Question: {q}\n` in [`AnswerMode::Trace`] (it then writes its reasoning). The answer is the
-//! text after the last `Answer:` up to the end of its line ([`world::extract_answer`]).
+//! `Question: {q}\n` in [`AnswerMode::Trace`] and [`AnswerMode::Tools`] (it then writes its
+//! reasoning). The answer is the text after the last `Answer:` up to the end of its line
+//! ([`world::extract_answer`]).
+//!
+//! In [`AnswerMode::Tools`] generation pauses at every `<|/tool_call|>` the model writes: the
+//! call between it and the `<|tool_call|>` before it is run by a [`tools::Registry`] and its
+//! result is fed back as forced tokens ([`tool_injection`]); at most [`MAX_TOOL_CALLS`] calls
+//! are run per answer.
 //!
 //! Accuracy is reported per family, per hop depth and overall, each with a Wilson 95% interval.
 
@@ -17,10 +27,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use model::burn::prelude::*;
-use model::generate::greedy_many;
-use model::{weights, ModelConfig, Transformer};
+use std::sync::Arc;
+
+use model::generate::{generate_many, Job, Next};
+use model::{weights, ModelConfig, Sampling, Transformer};
 use serde::{Deserialize, Serialize};
 use tokenizer::{Special, Tokenizer};
+use tools::Registry;
 use world::{extract_answer, Task};
 
 use crate::checkpoint;
@@ -44,6 +57,8 @@ pub enum AnswerMode {
     Direct,
     /// A reasoning trace, then the answer.
     Trace,
+    /// Tool calls run by the runtime (their results injected), then the answer.
+    Tools,
 }
 
 impl AnswerMode {
@@ -51,6 +66,7 @@ impl AnswerMode {
         match self {
             Self::Direct => "direct",
             Self::Trace => "trace",
+            Self::Tools => "tools",
         }
     }
 
@@ -59,6 +75,7 @@ impl AnswerMode {
         match self {
             Self::Direct => 24,
             Self::Trace => 120,
+            Self::Tools => 160,
         }
     }
 }
@@ -69,7 +86,8 @@ impl std::str::FromStr for AnswerMode {
         match s {
             "direct" => Ok(Self::Direct),
             "trace" => Ok(Self::Trace),
-            other => Err(format!("unknown answer mode `{other}` (expected direct or trace)")),
+            "tools" => Ok(Self::Tools),
+            other => Err(format!("unknown answer mode `{other}` (expected direct, trace or tools)")),
         }
     }
 }
@@ -78,7 +96,7 @@ impl std::str::FromStr for AnswerMode {
 pub fn prompt(question: &str, mode: AnswerMode) -> String {
     match mode {
         AnswerMode::Direct => format!("Question: {question}\nAnswer:"),
-        AnswerMode::Trace => format!("Question: {question}\n"),
+        AnswerMode::Trace | AnswerMode::Tools => format!("Question: {question}\n"),
     }
 }
 
@@ -169,13 +187,60 @@ pub struct EvalOptions {
     pub mode: AnswerMode,
     /// Prompts decoded together (per thread).
     pub batch: usize,
-    /// Tokens generated at most per answer; `None` = the mode's default.
+    /// Tokens generated at most per answer (sampled and injected); `None` = the mode's default.
     pub max_new: Option<usize>,
+    /// The tools a [`AnswerMode::Tools`] answer may call (required in that mode, unused in the
+    /// others).
+    pub tools: Option<Arc<Registry>>,
+    /// Text put before each task's prompt (retrieved passages), in the order of the tasks; `None`
+    /// = none.
+    pub prefixes: Option<Arc<Vec<String>>>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { mode: AnswerMode::Direct, batch: 32, max_new: None }
+        Self { mode: AnswerMode::Direct, batch: 32, max_new: None, tools: None, prefixes: None }
+    }
+}
+
+/// Most tool calls run for one answer; the answer stops at the next one.
+pub const MAX_TOOL_CALLS: usize = 16;
+
+/// The tokens to inject after a sequence's latest token, if that token is a `<|/tool_call|>` the
+/// model wrote: the result of the call since the `<|tool_call|>` before it, run by `registry`,
+/// as `<|tool_result|>R<|/tool_result|>\n` (an unopened or malformed call gives an `error: ...`
+/// result, never a panic).
+pub fn tool_injection(tok: &Tokenizer, registry: &Registry, tokens: &[u32], forced: &[bool]) -> Option<Vec<u32>> {
+    let (&last, before) = tokens.split_last()?;
+    if last != Special::ToolCallEnd.id() || forced.last() == Some(&true) {
+        return None;
+    }
+    let result = match before.iter().rposition(|&t| t == Special::ToolCall.id()) {
+        Some(open) => registry.call_text(&tok.decode(&before[open + 1..])),
+        None => tools::error_text("a call must start with <|tool_call|>"),
+    };
+    Some(tok.encode(&tools::protocol::result_text(&result)))
+}
+
+/// The generation hook of answers in `mode`: run tool calls (in [`AnswerMode::Tools`], with
+/// `registry`) and stop when [`answer_done`] says so or after [`MAX_TOOL_CALLS`] calls.
+pub(crate) fn answer_hook<'a>(
+    tok: &'a Tokenizer,
+    mode: AnswerMode,
+    registry: Option<&'a Registry>,
+) -> impl Fn(usize, &[u32], &[bool]) -> Next + Sync + 'a {
+    move |_, tokens, forced| {
+        if let (AnswerMode::Tools, Some(reg)) = (mode, registry) {
+            if let Some(inject) = tool_injection(tok, reg, tokens, forced) {
+                let calls = tokens.iter().zip(forced).filter(|&(&t, &f)| t == Special::ToolCallEnd.id() && !f).count();
+                return if calls > MAX_TOOL_CALLS { Next::Stop } else { Next::Inject(inject) };
+            }
+        }
+        if answer_done(tok, mode, tokens) {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
     }
 }
 
@@ -184,18 +249,29 @@ pub(crate) fn answered(text: &str) -> bool {
     text.rfind("Answer:").is_some_and(|p| text[p..].contains('\n'))
 }
 
-/// The prompts of `tasks` in `mode`, and the tokens each answer may take: `max_new` (or the
-/// mode's default) where it fits the context, else what the longest prompt leaves. A prompt that
-/// does not fit at all is an error.
+/// The prompts of `tasks` in `mode` (each after its prefix, if any), and the tokens each answer
+/// may take: `max_new` (or the mode's default) where it fits the context, else what the longest
+/// prompt leaves. A prompt that does not fit at all is an error.
 pub(crate) fn prompts_for(
     model: &Transformer,
     tok: &Tokenizer,
     tasks: &[Task],
     mode: AnswerMode,
     max_new: Option<usize>,
+    prefixes: Option<&[String]>,
 ) -> Result<(Vec<Vec<u32>>, usize), TrainError> {
     let max_seq = model.config().max_seq_len;
-    let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| tok.encode(&prompt(&t.question, mode))).collect();
+    if let Some(p) = prefixes.filter(|p| p.len() != tasks.len()) {
+        return Err(TrainError::Data(format!("{} prompt prefixes for {} tasks", p.len(), tasks.len())));
+    }
+    let prompts: Vec<Vec<u32>> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let pre = prefixes.map_or("", |p| p[i].as_str());
+            tok.encode(&format!("{pre}{}", prompt(&t.question, mode)))
+        })
+        .collect();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     if longest >= max_seq {
         return Err(TrainError::Data(format!(
@@ -215,10 +291,34 @@ pub(crate) fn answer_prefix(mode: AnswerMode) -> &'static str {
     }
 }
 
-/// Whether an answer being generated in `mode` is complete: end of sequence, or a complete
-/// `Answer: ...` line.
+/// The line a reasoning trace uses to retract the fact line just before it (self-reflection:
+/// the model checks what it wrote and, where it finds it wrong, says so and writes the line again).
+pub const RETRACTION: &str = "Wait, that is wrong.";
+
+/// Most retractions one answer may make; the answer stops at the next one.
+pub const MAX_REVISIONS: usize = 2;
+
+/// `text` without its retracted lines: every [`RETRACTION`] line and the line before it.
+pub fn without_retractions(text: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for line in text.split('\n') {
+        if line.trim() == RETRACTION {
+            kept.pop();
+        } else {
+            kept.push(line);
+        }
+    }
+    kept.join("\n")
+}
+
+/// Whether an answer being generated in `mode` is complete: end of sequence, a complete
+/// `Answer: ...` line, or more than [`MAX_REVISIONS`] retractions.
 pub(crate) fn answer_done(tok: &Tokenizer, mode: AnswerMode, ids: &[u32]) -> bool {
-    ids.last() == Some(&Special::Eos.id()) || answered(&format!("{}{}", answer_prefix(mode), tok.decode(ids)))
+    if ids.last() == Some(&Special::Eos.id()) {
+        return true;
+    }
+    let text = format!("{}{}", answer_prefix(mode), tok.decode(ids));
+    answered(&text) || text.matches(RETRACTION).count() > MAX_REVISIONS
 }
 
 /// Grades the tokens generated for `task` in `mode`: the completion (up to `<|eos|>`), the
@@ -242,9 +342,19 @@ pub fn evaluate(
 ) -> Result<EvalReport, TrainError> {
     let started = Instant::now();
     let mode = opts.mode;
-    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, opts.max_new)?;
-    let done = |ids: &[u32]| answer_done(tok, mode, ids);
-    let generated = greedy_many(model, &prompts, max_new, opts.batch, &done, device).map_err(TrainError::Engine)?;
+    if mode == AnswerMode::Tools && opts.tools.is_none() {
+        return Err(TrainError::Config {
+            field: "eval.tools".into(),
+            message: "tools mode needs a tool registry".into(),
+        });
+    }
+    let (prompts, max_new) =
+        prompts_for(model, tok, tasks, mode, opts.max_new, opts.prefixes.as_deref().map(Vec::as_slice))?;
+    let hook = answer_hook(tok, mode, opts.tools.as_deref());
+    let generated =
+        generate_many(model, &Job::numbered(&prompts), max_new, opts.batch, &Sampling::greedy(), &hook, device)
+            .map_err(TrainError::Engine)?;
+    let generated: Vec<Vec<u32>> = generated.into_iter().map(|g| g.tokens).collect();
 
     let mut outcomes = Vec::with_capacity(tasks.len());
     for (t, ids) in tasks.iter().zip(&generated) {
@@ -337,6 +447,13 @@ mod tests {
         assert!(w[0] == 0.0 && (w[1] - 0.2775).abs() < 1e-3, "{w:?}");
         let w = wilson(10, 10);
         assert!((w[0] - 0.7225).abs() < 1e-3 && (w[1] - 1.0).abs() < 1e-12, "{w:?}");
+    }
+
+    #[test]
+    fn retracted_lines_are_dropped() {
+        let t = format!("A was born in X.\n{RETRACTION}\nA was born in Y.\nAnswer: Y");
+        assert_eq!(without_retractions(&t), "A was born in Y.\nAnswer: Y");
+        assert_eq!(without_retractions("A.\nAnswer: B"), "A.\nAnswer: B");
     }
 
     #[test]

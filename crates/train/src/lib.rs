@@ -11,6 +11,7 @@
 //! - [`eval`]: the question-answer format, greedy answers graded by the tasks' verifiers.
 //! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
 //! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
+//! - [`reward`]: an outcome reward model (a scalar head on the policy) trained on verified samples.
 //! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
 
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod eval;
 pub mod infer;
 pub mod optim;
 pub mod pretrain;
+pub mod reward;
 pub mod schedule;
 pub mod sft;
 pub mod testtime;

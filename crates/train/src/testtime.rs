@@ -11,7 +11,10 @@
 //!   the knowledge base, never the answer. It prefers a draw that is *grounded* (its first step
 //!   names a person the question names: a trace about somebody else can be all true facts and
 //!   still wrong) and whose steps are all true facts or correct computations, then the higher
-//!   fraction of true steps, then the answer with more votes, then draw order.
+//!   fraction of true steps, then the answer with more votes, then draw order;
+//! - **best-of-N by a reward model** ([`Strategy::BestOfReward`]): the draw with the highest
+//!   score of a trained outcome reward model ([`crate::reward`]), scores filled in by the caller
+//!   ([`Draw::score`]); ties go to the earlier draw.
 //!
 //! Metrics: `pass@k` with the unbiased estimator of Chen et al. 2021
 //! (`1 − C(n−c, k) / C(n, k)` for `c` correct of `n` draws), and `maj@k`, the accuracy of the
@@ -44,6 +47,9 @@ pub struct Draw {
     /// The first step names a person the question names (true when the question names none).
     #[serde(default)]
     pub grounded: bool,
+    /// A reward model's score, where one was asked ([`Strategy::BestOfReward`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 /// The draws for one task.
@@ -63,6 +69,7 @@ pub struct Draws {
 pub enum Strategy {
     Majority,
     BestOfVerifier,
+    BestOfReward,
 }
 
 /// `k` sampled answers to every task, graded, and checked step by step against `kb`.
@@ -80,7 +87,13 @@ pub fn sample_tasks(
 ) -> Result<(Vec<Draws>, f64), TrainError> {
     let started = Instant::now();
     let k = k.max(1);
-    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, None)?;
+    if mode == AnswerMode::Tools {
+        return Err(TrainError::Config {
+            field: "answer_mode".into(),
+            message: "sampled test-time strategies run in direct or trace mode".into(),
+        });
+    }
+    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, None, None)?;
     let jobs: Vec<Job> = prompts
         .iter()
         .enumerate()
@@ -108,6 +121,7 @@ pub fn sample_tasks(
                     tokens: g.sampled_count(),
                     steps: check.steps,
                     true_steps: check.correct_steps,
+                    score: None,
                 }
             })
             .collect();
@@ -156,6 +170,15 @@ pub fn choose(draws: &[Draw], strategy: Strategy) -> Option<usize> {
                 ka.0.cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(ka.3.cmp(&kb.3)).then(j.cmp(i))
             })
             .map(|(i, _)| i),
+        Strategy::BestOfReward => draws
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.predicted.is_some())
+            .max_by(|(i, a), (j, b)| {
+                let s = |d: &Draw| d.score.unwrap_or(f32::NEG_INFINITY);
+                s(a).total_cmp(&s(b)).then(j.cmp(i))
+            })
+            .map(|(i, _)| i),
     }
 }
 
@@ -180,6 +203,52 @@ pub fn report(all: &[Draws], k: usize, strategy: Strategy, mode: AnswerMode, sec
         })
         .collect();
     summarise(mode, outcomes, seconds)
+}
+
+/// The area under the ROC curve of `scores` for telling correct (`true`) from incorrect answers:
+/// the probability that a random correct answer outscores a random incorrect one (ties count
+/// half). `None` when either kind is missing.
+pub fn auc(scored: &[(f32, bool)]) -> Option<f64> {
+    let pos: Vec<f32> = scored.iter().filter(|x| x.1).map(|x| x.0).collect();
+    let neg: Vec<f32> = scored.iter().filter(|x| !x.1).map(|x| x.0).collect();
+    if pos.is_empty() || neg.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for &p in &pos {
+        for &n in &neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (pos.len() * neg.len()) as f64)
+}
+
+/// Exact two-sided McNemar test of two strategies graded on the same questions: `better` = right
+/// only under the second, `worse` = right only under the first. The p-value of so uneven a split
+/// of the discordant questions if neither strategy were better (binomial, p = ½); 1 when there
+/// is no discordant question.
+pub fn mcnemar(better: usize, worse: usize) -> f64 {
+    let n = better + worse;
+    if n == 0 {
+        return 1.0;
+    }
+    let k = better.min(worse);
+    // ln P(X = i) for X ~ Binomial(n, ½), built up term by term (stable for any n).
+    let mut ln_p = -(n as f64) * std::f64::consts::LN_2;
+    let mut tail = 0.0;
+    for i in 0..=k {
+        if i > 0 {
+            ln_p += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        tail += ln_p.exp();
+    }
+    (2.0 * tail).min(1.0)
 }
 
 /// Unbiased pass@k for `c` correct out of `n` draws: `1 − C(n−c, k) / C(n, k)`.
@@ -222,7 +291,18 @@ mod tests {
             steps,
             true_steps,
             grounded: true,
+            score: None,
         }
+    }
+
+    #[test]
+    fn mcnemar_matches_the_binomial_tail() {
+        // 50 vs 34 discordant: 2 · P(X ≤ 34), X ~ B(84, ½) = 0.1011 (scipy.stats.binomtest).
+        assert!((mcnemar(50, 34) - 0.10114).abs() < 1e-4, "{}", mcnemar(50, 34));
+        assert_eq!(mcnemar(0, 0), 1.0);
+        assert_eq!(mcnemar(3, 3), 1.0);
+        assert!((mcnemar(5, 0) - 0.0625).abs() < 1e-12);
+        assert!(mcnemar(2000, 1000) < 1e-30);
     }
 
     #[test]

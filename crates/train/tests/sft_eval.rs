@@ -76,7 +76,7 @@ fn sft_teaches_traces_that_evaluation_grades_correct() {
     let examples: Vec<Example> =
         tasks.iter().map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Trace), t.trace.clone())).collect();
     let device = engine::device(Backend::Cpu).unwrap();
-    let opts = EvalOptions { mode: AnswerMode::Trace, batch: 8, max_new: Some(80) };
+    let opts = EvalOptions { mode: AnswerMode::Trace, batch: 8, max_new: Some(80), ..Default::default() };
     let (before, _, _) = eval::load_for_inference(&init, &device).unwrap();
     let r0 = eval::evaluate(&before, &tok, &tasks, &opts, &device).unwrap();
 

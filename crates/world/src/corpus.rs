@@ -10,6 +10,14 @@
 //! seeded permutation of its templates (rendering `r` uses entry `r mod 5`) and each rendering
 //! shuffles the sentence order. The facts never change with the rendering count.
 //!
+//! The single rendering names a generated world's person or company in its first sentence only
+//! and refers to it by a pronoun after that ("They were born in Hovor.", [`pronoun_sentence`]), as
+//! a plain biography does. Repeating the full name in every sentence is itself one of the
+//! knowledge augmentations of Physics of Language Models 3.1 ("fullname"), so it belongs to the
+//! multi-rendering lever, not to the augmentation-free baseline; with more renderings every
+//! sentence names its subject (the shuffled order needs it). A user's knowledge base is always
+//! rendered with names (its subjects have no known pronoun).
+//!
 //! Layout: documents are separated by one blank line; a document is its sentences joined by
 //! single spaces. Rendering pass 0 (all people, then cities, universities, companies) comes
 //! first, then pass 1, and so on. The text ends with a newline.
@@ -150,6 +158,24 @@ pub fn fact_template_sentence(fact: &Fact, template: usize) -> String {
     }
 }
 
+/// The canonical sentence of a fact about a subject already named earlier in its document, with
+/// a pronoun for the subject: "They" for a person's facts, "It" for a company's (see the module
+/// docs). Gives the same content words as template 0.
+pub fn pronoun_sentence(relation: Relation, object: &str) -> String {
+    match relation {
+        Relation::BirthYear => format!("They were born in the year {object}."),
+        Relation::BirthCity => format!("They were born in {object}."),
+        Relation::University => format!("They studied at {object}."),
+        Relation::Major => format!("They majored in {object}."),
+        Relation::Employer => format!("They work for {object}."),
+        Relation::Mentor => format!("Their mentor is {object}."),
+        Relation::Country => format!("It is in {object}."),
+        Relation::City => format!("It is located in {object}."),
+        Relation::Headquarters => format!("It is headquartered in {object}."),
+        Relation::Founded => format!("It was founded in {object}."),
+    }
+}
+
 /// The middle of the canonical template of `relation` (`" was born in "` for `birth_city`).
 pub(crate) fn canonical_middle(relation: Relation) -> &'static str {
     let t = templates(relation)[0];
@@ -264,7 +290,11 @@ impl World {
         let shape: Vec<(String, usize)> = subjects.iter().map(|s| (s.key.clone(), s.facts.len())).collect();
         render_documents(self.config.seed, &shape, renderings, |si, fi, t| {
             let (s, (rel, obj)) = (&subjects[si], &subjects[si].facts[fi]);
-            render(templates(*rel)[t], &s.name, obj)
+            if renderings == 1 && fi > 0 {
+                pronoun_sentence(*rel, obj)
+            } else {
+                render(templates(*rel)[t], &s.name, obj)
+            }
         })
     }
 

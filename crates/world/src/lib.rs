@@ -42,7 +42,8 @@ mod world;
 
 pub use config::{WorldConfig, MAX_NAMED, MAX_PEOPLE};
 pub use corpus::{
-    fact_sentence, fact_template_sentence, generic_sentence, relation_words, render, templates, TEMPLATES_PER_RELATION,
+    fact_sentence, fact_template_sentence, generic_sentence, pronoun_sentence, relation_words, render, templates,
+    TEMPLATES_PER_RELATION,
 };
 pub use decontam::{decontaminate, Contamination, DecontaminationReport};
 pub use error::WorldError;

@@ -122,10 +122,19 @@ fn renderings_change_only_the_text() {
     let docs5 = w.corpus_documents(5).unwrap();
     assert_eq!(docs5.len(), 5 * docs1.len());
     assert_eq!(one.split("\n\n").count(), docs1.len());
-    // renderings = 1 uses only the canonical template, in the fixed relation order.
+    // renderings = 1 uses only the canonical template, in the fixed relation order, and names
+    // the person once: later sentences use a pronoun.
     let p = &w.people[0];
     let name = p.full_name();
-    assert!(docs1[0].starts_with(&format!("{name} was born in the year {}. {name} was born in", p.birth_year)));
+    assert!(
+        docs1[0].starts_with(&format!("{name} was born in the year {}. They were born in", p.birth_year)),
+        "{}",
+        docs1[0]
+    );
+    assert_eq!(docs1[0].matches(name.as_str()).count(), 1, "{}", docs1[0]);
+    // With several renderings every sentence names its subject.
+    let docs5 = w.corpus_documents(5).unwrap();
+    assert!(docs5.iter().all(|d| !d.contains("They ") && !d.contains("Their ") && !d.contains("It ")));
     // More renderings vary templates: at least 4 distinct birth-year phrasings appear for one person.
     let year = p.birth_year.to_string();
     let phrasings: HashSet<&str> = world::templates(Relation::BirthYear)

@@ -88,7 +88,7 @@ def forward(cfg, w, tok):
         return y + w[name + ".bias"] if name + ".bias" in w else y
 
     def act(x):
-        return F.silu(x) if cfg["mlp"] == "swiglu" else F.relu(x) if cfg["mlp"] == "relu" else F.gelu(x)
+        return F.silu(x) if cfg["mlp"] == "swiglu" else F.relu(x) if cfg["mlp"] == "relu" else F.gelu(x, approximate="tanh")
 
     def rope(x):
         theta = cfg["position"]["theta"]

@@ -1,0 +1,168 @@
+//! The outcome reward model learns to tell correct answers from wrong ones; tool calls are run
+//! and their results injected at answer time; a model fine-tuned on tool traces answers by
+//! calling tools.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use model::engine::{self, Backend};
+use model::{weights, ModelConfig, Transformer};
+use tokenizer::{Special, Tokenizer};
+use train::checkpoint::{self, Payload, TrainState};
+use train::data::SamplerState;
+use train::eval::{self, tool_injection, AnswerMode, EvalOptions};
+use train::reward::{score_all, train_reward_model, Labelled, RewardConfig};
+use train::sft::{sft, Example, SftConfig};
+use train::testtime::auc;
+use world::{Split, World, WorldConfig};
+
+fn small_world() -> World {
+    World::generate(&WorldConfig { seed: 5, people: 16, ..Default::default() }).unwrap()
+}
+
+fn tokenizer(w: &World) -> Tokenizer {
+    let mut texts = w.corpus_documents(1).unwrap();
+    for t in w.tasks() {
+        texts.push(eval::trace_text(&t.question, &t.trace));
+        texts.push(tools::protocol::segments_text(&tools::trace_to_chat(&t.tool_trace)));
+    }
+    Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: 384, ..Default::default() }).unwrap()
+}
+
+fn random_checkpoint(out: &Path, tok: &Tokenizer) -> std::path::PathBuf {
+    let cfg = ModelConfig::llama(tok.vocab_size(), 64, 2, 4, 192);
+    let device = engine::device(Backend::Cpu).unwrap();
+    let m = Transformer::seeded(&cfg, &device, 3);
+    let payload = Payload {
+        model_safetensors: weights::to_safetensors(&m, &Default::default()),
+        config_json: serde_json::json!({ "model": cfg }).to_string(),
+        optimizer: Vec::new(),
+        tokenizer_json: tok.to_json_string().unwrap(),
+    };
+    let state = TrainState {
+        format_version: checkpoint::FORMAT_VERSION,
+        step: 0,
+        tokens_seen: 0,
+        sampler: SamplerState { seed: 0, word_pos: 0 },
+        val_loss: None,
+        train_seconds: 0.0,
+        files: Default::default(),
+    };
+    checkpoint::save(out, &payload, state, 1).unwrap()
+}
+
+#[test]
+fn reward_model_learns_to_rank_correct_answers_first() {
+    let w = small_world();
+    let tok = tokenizer(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let init = random_checkpoint(&dir.path().join("init"), &tok);
+    // Worked answers of every length whose label is written in their last token: "Answer: yes"
+    // is right, "Answer: no" wrong. Rows are padded to the longest in a batch, so a model that
+    // read the wrong position (a pad, the first token) or learnt with the wrong sign would fail.
+    let rows = |split: Split| -> Vec<Labelled> {
+        w.tasks_in(split)
+            .iter()
+            .step_by(2)
+            .enumerate()
+            .map(|(i, t)| {
+                let body = t.trace.rsplit_once("Answer:").map_or("", |(b, _)| b);
+                let correct = i % 2 == 0;
+                let text = format!("{body}Answer: {}", if correct { "yes" } else { "no" });
+                Labelled { tokens: tok.encode(&eval::trace_text(&t.question, &text)), correct }
+            })
+            .collect()
+    };
+    let (train, test) = (rows(Split::Train), rows(Split::Heldout));
+    assert!(train.len() >= 40 && test.len() >= 40, "{} / {}", train.len(), test.len());
+    let cfg = RewardConfig { steps: 60, batch_size: 8, warmup_steps: 5, ..RewardConfig::default() };
+    let (rm, summary) = train_reward_model(&init, &train, &cfg).unwrap();
+    assert!(summary.last_loss < 0.5 * summary.first_loss, "{summary:?}");
+    let device = engine::device(Backend::Cpu).unwrap();
+    let scores = score_all(&rm, &test.iter().map(|r| r.tokens.clone()).collect::<Vec<_>>(), 4, &device);
+    let scored: Vec<(f32, bool)> = scores.iter().copied().zip(test.iter().map(|r| r.correct)).collect();
+    let a = auc(&scored).unwrap();
+    assert!(a > 0.9, "held-out AUC {a}");
+    // Batching and padding do not change a score.
+    let one = score_all(&rm, &[test[0].tokens.clone()], 1, &device);
+    assert!((one[0] - scores[0]).abs() < 1e-4, "{} vs {}", one[0], scores[0]);
+
+    // Answers of one kind only are refused, with the counts.
+    let e = train_reward_model(&init, &train[..1], &cfg).unwrap_err().to_string();
+    assert!(e.contains("both kinds"), "{e}");
+}
+
+#[test]
+fn tool_calls_are_run_and_their_results_injected() {
+    let w = small_world();
+    let tok = tokenizer(&w);
+    let reg = tools::Registry::standard(&w.facts());
+    let ids = tok.encode("<|tool_call|>calc(2 + 3)<|/tool_call|>");
+    let forced = vec![false; ids.len()];
+    let got = tool_injection(&tok, &reg, &ids, &forced).unwrap();
+    assert_eq!(tok.decode(&got), "<|tool_result|>5<|/tool_result|>\n");
+    // Not after any other token, nor after an injected closing tag.
+    assert_eq!(tool_injection(&tok, &reg, &ids[..ids.len() - 1], &forced[..ids.len() - 1]), None);
+    let mut injected = forced.clone();
+    *injected.last_mut().unwrap() = true;
+    assert_eq!(tool_injection(&tok, &reg, &ids, &injected), None);
+    // A call without its opening tag, or a hostile one, gets an error result, not a panic.
+    let bare = [tok.encode("calc(1)"), vec![Special::ToolCallEnd.id()]].concat();
+    let r = tok.decode(&tool_injection(&tok, &reg, &bare, &vec![false; bare.len()]).unwrap());
+    assert!(r.contains("error:"), "{r}");
+    let deep = format!("<|tool_call|>calc({}1{})<|/tool_call|>", "(".repeat(5000), ")".repeat(5000));
+    let ids = tok.encode(&deep);
+    let r = tok.decode(&tool_injection(&tok, &reg, &ids, &vec![false; ids.len()]).unwrap());
+    assert!(r.contains("error:"), "{r}");
+}
+
+#[test]
+fn a_model_fine_tuned_on_tool_traces_answers_by_calling_tools() {
+    let w = small_world();
+    let tok = tokenizer(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let init = random_checkpoint(&dir.path().join("init"), &tok);
+    // A few compare questions learned by heart: the model learns to write the calls; the years
+    // and the comparison come from the tools.
+    let tasks: Vec<world::Task> =
+        w.tasks_in(Split::Train).into_iter().filter(|t| t.family == world::Family::Compare).take(6).collect();
+    let examples: Vec<Example> = tasks
+        .iter()
+        .map(|t| {
+            let (completion, forced) = tools::segments_with_forced(&tools::trace_to_chat(&t.tool_trace));
+            Example { prompt: eval::prompt(&t.question, AnswerMode::Tools), completion, forced }
+        })
+        .collect();
+    let cfg = SftConfig {
+        steps: 150,
+        batch_size: 6,
+        replay_fraction: 0.0,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..SftConfig::default()
+    };
+    let s = sft(&init, &examples, &[], &cfg, &dir.path().join("sft"), true).unwrap();
+    let device = engine::device(Backend::Cpu).unwrap();
+    let (m, tok, _) = eval::load_for_inference(&s.checkpoint, &device).unwrap();
+    let registry = Arc::new(tools::Registry::standard(&w.facts()));
+    let opts = EvalOptions { mode: AnswerMode::Tools, batch: 6, tools: Some(registry), ..Default::default() };
+    let r = eval::evaluate(&m, &tok, &tasks, &opts, &device).unwrap();
+    assert!(r.overall.accuracy >= 5.0 / 6.0, "{}", r.table());
+    for o in &r.outcomes {
+        // Every answer called tools and read their true results (injected, not written).
+        let check =
+            world::verify_trace(&w.knowledge_index(), &tools_lines(&o.completion), world::Verifier::Name, &o.gold);
+        assert!(check.steps >= 3 && check.correct_steps == check.steps, "{}: {check:?}", o.completion);
+    }
+    // Without a registry, tools mode is refused.
+    let opts = EvalOptions { mode: AnswerMode::Tools, batch: 6, ..Default::default() };
+    assert!(eval::evaluate(&m, &tok, &tasks, &opts, &device).is_err());
+}
+
+/// A chat-form tool answer back in trace-line form (`call -> result` lines, then the rest), so
+/// the world's step checker can read it.
+fn tools_lines(completion: &str) -> String {
+    completion
+        .replace("<|tool_call|>", "")
+        .replace("<|/tool_call|><|tool_result|>", " -> ")
+        .replace("<|/tool_result|>", "")
+}
