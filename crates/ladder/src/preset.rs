@@ -110,7 +110,9 @@ impl Preset {
                     optim: train::config::OptimSection { lr: 3e-3, ..base_sft.optim.clone() },
                     ..base_sft
                 },
-                samples: 8,
+                // 8 samples gave a majority vote 1.9 points over greedy (+50/−34 questions,
+                // p = 0.10); 16 gave 3.3 points (+42/−14, p = 0.0002). See the notes.
+                samples: 16,
                 sample_temperature: 0.7,
                 retrieve: 2,
                 fictional: 2,
