@@ -8,6 +8,8 @@
 //!   kind `traces`, `reflection`, `tools-fictional2`, `traces-retrieved2-fictional2`, ...) and
 //!   the validation text (`val-heldout-qa.txt`, for the loss curve only: never a gradient);
 //! - `decontamination.json`: proof that no held-out question or worked answer is in a training file;
+//! - `cache/draws-*.json`: the sampled answers of the test-time rungs, shared by the rungs that
+//!   sample the same model with the same settings (keyed by a hash of all of them);
 //! - `rungs/NN-name/`: `key.txt`, `train/` (checkpoints, metrics), `eval.json` (every graded
 //!   answer) and `result.json` (the rung's report row);
 //! - `report.json`, `report.md`, `report.html`, rewritten after every rung.
@@ -235,7 +237,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
     }
     let out = &opts.out;
     if opts.fresh {
-        for d in ["rungs", "data", "world"] {
+        for d in ["rungs", "data", "world", "cache"] {
             let p = out.join(d);
             if p.exists() {
                 std::fs::remove_dir_all(&p).map_err(|e| io_err(&p, "cannot remove the earlier run (--fresh)", e))?;
@@ -765,17 +767,46 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     tasks.extend(x.probe_tasks.iter().cloned());
     let (held, probe) = match &x.spec.stage {
         Stage::TestTime { strategy, k, sampling, reward, .. } => {
-            let (mut draws, seconds) = testtime::sample_tasks(
-                &model,
-                &tok,
-                &tasks,
-                x.spec.answer_mode,
-                *k,
-                sampling,
-                x.preset.eval_batch,
-                x.kb_index,
-                &device,
-            )?;
+            // Test-time rungs over the same model, tasks and sampling share their draws: the first
+            // samples them, the others read them from `cache/`.
+            let cache_key = sha256_hex(
+                serde_json::to_string(&serde_json::json!({
+                    "parent": x.parent.map(|p| p.key.clone()),
+                    "mode": x.spec.answer_mode,
+                    "k": k,
+                    "sampling": sampling,
+                    "batch": x.preset.eval_batch,
+                    "tasks": tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+                }))
+                .expect("cache key serialises")
+                .as_bytes(),
+            );
+            let cache_path = x.opts.out.join("cache").join(format!("draws-{}.json", &cache_key[..16]));
+            let cached: Option<(Vec<testtime::Draws>, f64)> =
+                std::fs::read(&cache_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let (mut draws, seconds) = match cached {
+                Some(c) => {
+                    extra.insert("draws_from_cache".into(), serde_json::json!(true));
+                    c
+                }
+                None => {
+                    let fresh = testtime::sample_tasks(
+                        &model,
+                        &tok,
+                        &tasks,
+                        x.spec.answer_mode,
+                        *k,
+                        sampling,
+                        x.preset.eval_batch,
+                        x.kb_index,
+                        &device,
+                    )?;
+                    std::fs::create_dir_all(cache_path.parent().expect("has a parent"))
+                        .map_err(|e| io_err(&cache_path, "cannot create the cache folder", e))?;
+                    checkpoint::write_atomic(&cache_path, &serde_json::to_vec(&fresh).expect("draws serialise"))?;
+                    fresh
+                }
+            };
             if *strategy == testtime::Strategy::BestOfReward {
                 let cfg = reward.as_ref().ok_or_else(|| {
                     LadderError::Input(format!(
@@ -978,6 +1009,11 @@ fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: 
             p.sft.batch_size,
             100.0 * p.sft.replay_fraction,
             p.sft.optim.lr
+        ),
+        format!(
+            "Tool fine-tune: {} steps; tools and retrieval data add {} fictional-people copies of each example; \
+             retrieval puts the top {} passages before each question.",
+            p.tool_sft.steps, p.fictional, p.retrieve
         ),
         format!(
             "Test-time rungs: {} sampled traces per question at temperature {} from the cot-sft model.",

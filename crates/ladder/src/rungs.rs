@@ -233,11 +233,15 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
         RungSpec {
             name: "tools".into(),
             lever: format!(
-                "fine-tuned on tool traces (lookup, find, calc), each also with {} fictional-people copies; \
-                 the calls are run for real and their results injected",
-                p.fictional
+                "fine-tuned ({} steps) on tool traces (lookup, find, calc), each also with {} fictional-people \
+                 copies; the calls are run for real and their results injected",
+                p.tool_sft.steps, p.fictional
             ),
-            stage: Stage::Sft { from: "schedule".into(), data: SftData::ToolTraces, config: sft.clone() },
+            stage: Stage::Sft {
+                from: "schedule".into(),
+                data: SftData::ToolTraces,
+                config: SftConfig { seed, ..p.tool_sft.clone() },
+            },
             answer_mode: AnswerMode::Tools,
             retrieve: 0,
             fictional: p.fictional,

@@ -65,6 +65,11 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     }
     assert_eq!(r.rungs[4].answer_mode, "trace");
     assert!(r.rungs[7].extra.contains_key("reward_model"), "{:?}", r.rungs[7].extra);
+    // The test-time rungs sample once and share the draws.
+    assert!(!r.rungs[5].extra.contains_key("draws_from_cache"));
+    assert_eq!(r.rungs[6].extra["draws_from_cache"], true);
+    assert_eq!(r.rungs[7].extra["draws_from_cache"], true);
+    assert_eq!(r.rungs[6].extra["pass_at_4"], r.rungs[5].extra["pass_at_4"]);
     assert!(r.rungs[4].extra.contains_key("trace_all_steps_true"));
     // The test-time rungs train nothing and account for the tokens they generate.
     for rung in &r.rungs[5..8] {
