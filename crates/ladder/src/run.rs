@@ -1011,9 +1011,9 @@ fn setup_lines(p: &Preset, w: &WorldInfo, eval: &[Task], probe: &[Task], vocab: 
             p.sft.optim.lr
         ),
         format!(
-            "Tool fine-tune: {} steps; tools and retrieval data add {} fictional-people copies of each example; \
-             retrieval puts the top {} passages before each question.",
-            p.tool_sft.steps, p.fictional, p.retrieve
+            "Tool fine-tune: {} steps, {} fictional-people copies of each example; retrieval puts the top {} \
+             passages before each question, {} fictional copies.",
+            p.tool_sft.steps, p.tool_fictional, p.retrieve, p.fictional
         ),
         format!(
             "Test-time rungs: {} sampled traces per question at temperature {} from the cot-sft model.",

@@ -235,7 +235,7 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             lever: format!(
                 "fine-tuned ({} steps) on tool traces (lookup, find, calc), each also with {} fictional-people \
                  copies; the calls are run for real and their results injected",
-                p.tool_sft.steps, p.fictional
+                p.tool_sft.steps, p.tool_fictional
             ),
             stage: Stage::Sft {
                 from: "schedule".into(),
@@ -244,7 +244,7 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             },
             answer_mode: AnswerMode::Tools,
             retrieve: 0,
-            fictional: p.fictional,
+            fictional: p.tool_fictional,
         },
         RungSpec {
             name: "retrieval".into(),
