@@ -2,59 +2,24 @@
 //! and their results injected at answer time; a model fine-tuned on tool traces answers by
 //! calling tools.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use model::engine::{self, Backend};
-use model::{weights, ModelConfig, Transformer};
-use tokenizer::{Special, Tokenizer};
-use train::checkpoint::{self, Payload, TrainState};
-use train::data::SamplerState;
+use tokenizer::Special;
 use train::eval::{self, tool_injection, AnswerMode, EvalOptions};
 use train::reward::{score_all, train_reward_model, Labelled, RewardConfig};
 use train::sft::{sft, Example, SftConfig};
 use train::testtime::auc;
-use world::{Split, World, WorldConfig};
+use world::Split;
 
-fn small_world() -> World {
-    World::generate(&WorldConfig { seed: 5, people: 16, ..Default::default() }).unwrap()
-}
+mod common;
 
-fn tokenizer(w: &World) -> Tokenizer {
-    let mut texts = w.corpus_documents(1).unwrap();
-    for t in w.tasks() {
-        texts.push(eval::trace_text(&t.question, &t.trace));
-        texts.push(tools::protocol::segments_text(&tools::trace_to_chat(&t.tool_trace)));
-    }
-    Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: 384, ..Default::default() }).unwrap()
-}
-
-fn random_checkpoint(out: &Path, tok: &Tokenizer) -> std::path::PathBuf {
-    let cfg = ModelConfig::llama(tok.vocab_size(), 64, 2, 4, 192);
-    let device = engine::device(Backend::Cpu).unwrap();
-    let m = Transformer::seeded(&cfg, &device, 3);
-    let payload = Payload {
-        model_safetensors: weights::to_safetensors(&m, &Default::default()),
-        config_json: serde_json::json!({ "model": cfg }).to_string(),
-        optimizer: Vec::new(),
-        tokenizer_json: tok.to_json_string().unwrap(),
-    };
-    let state = TrainState {
-        format_version: checkpoint::FORMAT_VERSION,
-        step: 0,
-        tokens_seen: 0,
-        sampler: SamplerState { seed: 0, word_pos: 0 },
-        val_loss: None,
-        train_seconds: 0.0,
-        files: Default::default(),
-    };
-    checkpoint::save(out, &payload, state, 1).unwrap()
-}
+use common::{random_checkpoint, small_world, world_tokenizer};
 
 #[test]
 fn reward_model_learns_to_rank_correct_answers_first() {
     let w = small_world();
-    let tok = tokenizer(&w);
+    let tok = world_tokenizer(&w);
     let dir = tempfile::tempdir().unwrap();
     let init = random_checkpoint(&dir.path().join("init"), &tok);
     // Worked answers of every length whose label is written in their last token: "Answer: yes"
@@ -95,7 +60,7 @@ fn reward_model_learns_to_rank_correct_answers_first() {
 #[test]
 fn tool_calls_are_run_and_their_results_injected() {
     let w = small_world();
-    let tok = tokenizer(&w);
+    let tok = world_tokenizer(&w);
     let reg = tools::Registry::standard(&w.facts());
     let ids = tok.encode("<|tool_call|>calc(2 + 3)<|/tool_call|>");
     let forced = vec![false; ids.len()];
@@ -119,7 +84,7 @@ fn tool_calls_are_run_and_their_results_injected() {
 #[test]
 fn a_model_fine_tuned_on_tool_traces_answers_by_calling_tools() {
     let w = small_world();
-    let tok = tokenizer(&w);
+    let tok = world_tokenizer(&w);
     let dir = tempfile::tempdir().unwrap();
     let init = random_checkpoint(&dir.path().join("init"), &tok);
     // A few compare questions learned by heart: the model learns to write the calls; the years

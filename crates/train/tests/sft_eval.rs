@@ -2,53 +2,15 @@
 //! greedy evaluation grades them with the tasks' verifiers, and the prompt format tokenises as
 //! a prefix of the training text.
 
-use std::path::Path;
-
 use model::engine::{self, Backend};
-use model::{weights, ModelConfig, Transformer};
-use tokenizer::Tokenizer;
-use train::checkpoint::{self, Payload, TrainState};
-use train::data::SamplerState;
 use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions};
 use train::sft::{sft, Example, SftConfig};
 use train::testtime;
-use world::{Split, World, WorldConfig};
+use world::Split;
 
-fn small_world() -> World {
-    World::generate(&WorldConfig { seed: 5, people: 16, ..Default::default() }).unwrap()
-}
+mod common;
 
-fn world_tokenizer(w: &World) -> Tokenizer {
-    let mut texts = w.corpus_documents(1).unwrap();
-    for t in w.tasks() {
-        texts.push(qa_text(&t.question, &t.answer));
-        texts.push(trace_text(&t.question, &t.trace));
-    }
-    Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: 384, ..Default::default() }).unwrap()
-}
-
-/// A freshly initialised model saved as a checkpoint, as a stage would leave it.
-fn random_checkpoint(out: &Path, tok: &Tokenizer) -> std::path::PathBuf {
-    let cfg = ModelConfig::llama(tok.vocab_size(), 64, 2, 4, 192);
-    let device = engine::device(Backend::Cpu).unwrap();
-    let m = Transformer::seeded(&cfg, &device, 3);
-    let payload = Payload {
-        model_safetensors: weights::to_safetensors(&m, &Default::default()),
-        config_json: serde_json::json!({ "model": cfg }).to_string(),
-        optimizer: Vec::new(),
-        tokenizer_json: tok.to_json_string().unwrap(),
-    };
-    let state = TrainState {
-        format_version: checkpoint::FORMAT_VERSION,
-        step: 0,
-        tokens_seen: 0,
-        sampler: SamplerState { seed: 0, word_pos: 0 },
-        val_loss: None,
-        train_seconds: 0.0,
-        files: Default::default(),
-    };
-    checkpoint::save(out, &payload, state, 1).unwrap()
-}
+use common::{random_checkpoint, small_world, world_tokenizer};
 
 #[test]
 fn prompts_tokenise_as_a_prefix_of_the_training_text() {
