@@ -24,14 +24,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use model::burn::prelude::Device;
-use model::generate::{generate_many, Job, Next};
+use model::generate::{generate_many, Job};
 use model::{Sampling, Transformer};
 use serde::{Deserialize, Serialize};
 use tokenizer::Tokenizer;
 use world::{normalize_name, KnowledgeIndex, Task};
 
 use crate::error::TrainError;
-use crate::eval::{answer_done, answer_prefix, grade, prompts_for, summarise, AnswerMode, EvalReport, Outcome};
+use crate::eval::{answer_hook, answer_prefix, grade, prompts_for, summarise, AnswerMode, EvalReport, Outcome};
 
 /// One sampled answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -100,8 +100,7 @@ pub fn sample_tasks(
         .flat_map(|(t, p)| (0..k).map(move |j| Job { prompt: p.clone(), stream: (t * k + j) as u64 }))
         .collect();
     let prefix = answer_prefix(mode);
-    let hook =
-        |_: usize, ids: &[u32], _: &[bool]| if answer_done(tok, mode, ids) { Next::Stop } else { Next::Continue };
+    let hook = answer_hook(tok, mode, None);
     let gens = generate_many(model, &jobs, max_new, batch, sampling, &hook, device).map_err(TrainError::Engine)?;
     let mut out = Vec::with_capacity(tasks.len());
     for (t, chunk) in tasks.iter().zip(gens.chunks(k)) {
