@@ -114,6 +114,67 @@ impl Fictional {
     }
 }
 
+/// Most a year moves in [`Fictional::spread`].
+pub const SPREAD: i64 = 80;
+
+impl Fictional {
+    /// A tool trace whose answer is its last `calc` result (a difference of years), with every
+    /// year a `lookup` found moved by its own offset (in ±[`SPREAD`]) and every `calc` run again
+    /// over the moved values ([`tools::calc`], references resolved): copy `copy` of example
+    /// `id`. The one shared offset of [`Fictional::rename`] keeps every difference as it was, so
+    /// copies alone never show the model a difference the train questions do not have (none of
+    /// three digits, in the default world); here the differences spread over one to three
+    /// digits, and copying the result into the answer has to work for any length.
+    ///
+    /// `None` when the trace's answer is not its last `calc` result, or when no draw (of 16)
+    /// keeps every `calc` result a non-negative integer (an age is never negative).
+    pub fn spread(&self, id: &str, copy: usize, tool_trace: &str) -> Option<String> {
+        let lines: Vec<&str> = tool_trace.lines().collect();
+        let (last, body) = lines.split_last()?;
+        let answer = last.strip_prefix("Answer: ")?;
+        let last_calc =
+            body.iter().rev().filter_map(|l| tools::split_trace_line(l)).find(|(c, _)| c.starts_with("calc("))?;
+        if last_calc.1 != answer {
+            return None;
+        }
+        'draw: for attempt in 0..16u32 {
+            let mut out: Vec<String> = Vec::new();
+            let mut results: Vec<String> = Vec::new();
+            let mut value = String::new();
+            for (i, line) in body.iter().enumerate() {
+                let Some((call, result)) = tools::split_trace_line(line) else { return None };
+                let parsed = tools::parse_call(call).ok()?;
+                let new = if parsed.name == "calc" {
+                    let earlier: Vec<&str> = results.iter().map(String::as_str).collect();
+                    let args = world::refs::resolve(parsed.args, &earlier).ok()?;
+                    let v = tools::calc(&args).ok()?;
+                    if v.parse::<i64>().map_or(v != "yes" && v != "no", |n| n < 0) {
+                        continue 'draw;
+                    }
+                    value = v.clone();
+                    v
+                } else {
+                    match result.parse::<i64>() {
+                        Ok(y) if (1000..=2999).contains(&y) => {
+                            let h = Sha256::digest(
+                                format!("fictional/{}/{id}/{copy}/spread/{attempt}/{i}", self.seed).as_bytes(),
+                            );
+                            let draw = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
+                            (y + (draw % (2 * SPREAD as u64 + 1)) as i64 - SPREAD).to_string()
+                        }
+                        _ => result.to_string(),
+                    }
+                };
+                out.push(tools::protocol::format_trace_line(call, &new));
+                results.push(new);
+            }
+            out.push(format!("Answer: {value}"));
+            return Some(out.join("\n"));
+        }
+        None
+    }
+}
+
 /// `text` with every year (a run of exactly four digits, 1000 to 2999) moved by `offset`.
 pub fn shift_years(text: &str, offset: i64) -> String {
     let bytes = text.as_bytes();
@@ -172,6 +233,32 @@ mod tests {
         assert_ne!(a, 1972);
         assert_eq!((a - b, nums[2], nums[4], b % 2, nums[6]), (22, 22, 2, 0, 12345), "{y:?}");
         assert_eq!(shift_years("1990, 19901, 2999 and 3000", 10), "2000, 19901, 3009 and 3000");
+        // Spread: each looked-up year moves on its own, the calc and the answer follow.
+        let t = "lookup(Ana Bel, employer) -> Okri Labs\nlookup(#1, founded) -> 1931\n\
+                 lookup(Ana Bel, birth_year) -> 1950\ncalc(#3 - #2) -> 19\nAnswer: 19";
+        let mut answers = BTreeSet::new();
+        for copy in 0..40 {
+            let s = f.spread("arith/y", copy, t).unwrap();
+            let l: Vec<&str> = s.lines().collect();
+            assert_eq!((l.len(), l[0]), (5, "lookup(Ana Bel, employer) -> Okri Labs"), "{s}");
+            let num = |i: usize| l[i].rsplit_once(" -> ").unwrap().1.parse::<i64>().unwrap();
+            let (f0, y) = (num(1), num(2));
+            assert!((f0 - 1931).abs() <= SPREAD && (y - 1950).abs() <= SPREAD, "{s}");
+            assert_eq!(
+                (l[3], l[4]),
+                (format!("calc(#3 - #2) -> {}", y - f0).as_str(), format!("Answer: {}", y - f0).as_str())
+            );
+            assert!(y >= f0, "never a negative age: {s}");
+            answers.insert((y - f0).to_string().len());
+        }
+        assert_eq!(answers, BTreeSet::from([1, 2, 3]), "differences of every length");
+        assert_eq!(f.spread("arith/y", 3, t), f.spread("arith/y", 3, t));
+        // Not when the answer is not the last calc result.
+        assert_eq!(
+            f.spread("c", 0, "lookup(A, y) -> 1950\nlookup(B, y) -> 1960\ncalc(#1 < #2) -> yes\nAnswer: A"),
+            None
+        );
+        assert_eq!(f.spread("r", 0, "lookup(A, y) -> 1950\nAnswer: 1950"), None);
         // Names that do not split into first and last names give no renamer.
         assert!(Fictional::new(&["Plato".to_string(), "Ana Bel".to_string()], [], 0).is_none());
     }

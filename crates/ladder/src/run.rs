@@ -29,7 +29,7 @@ use report::{LadderReport, RecallProbe, RungReport, WorldInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokenizer::Tokenizer;
-use tools::protocol::{TOOL_CALL_END, TOOL_RESULT};
+use tools::protocol::TOOL_CALL_END;
 use tools::Registry;
 use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions, EvalReport};
 use train::reward::{Labelled as RewardLabelled, RewardConfig};
@@ -191,31 +191,47 @@ fn subset(tasks: Vec<Task>, per_family: usize, seed: u64) -> Vec<Task> {
     out
 }
 
-/// The world's tokenizer: byte-level BPE over the single-rendering corpus and the train tasks in
-/// every answer format (direct, trace, tool trace). One per world, shared by every rendering count and every rung.
-pub fn train_world_tokenizer(k: &dyn Knowledge, vocab: usize) -> Result<Tokenizer, LadderError> {
+/// What the world's tokenizer is trained on: the single-rendering corpus and the train tasks in
+/// every answer format (direct, trace, tool trace).
+fn world_tokenizer_texts(k: &dyn Knowledge) -> Result<Vec<String>, LadderError> {
     let mut texts = k.corpus_documents(1)?;
     for t in k.tasks_in(Split::Train) {
         texts.push(qa_text(&t.question, &t.answer));
         texts.push(trace_text(&t.question, &t.trace));
         texts.push(tools::protocol::segments_text(&tools::trace_to_chat(&t.tool_trace)));
     }
+    Ok(texts)
+}
+
+/// The world's tokenizer: byte-level BPE over [`world_tokenizer_texts`]. One per world, shared by
+/// every rendering count and every rung.
+pub fn train_world_tokenizer(k: &dyn Knowledge, vocab: usize) -> Result<Tokenizer, LadderError> {
+    train_tokenizer_on(&world_tokenizer_texts(k)?, vocab)
+}
+
+fn train_tokenizer_on(texts: &[String], vocab: usize) -> Result<Tokenizer, LadderError> {
     Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: vocab, ..Default::default() })
         .map_err(|e| LadderError::Tokenizer(e.to_string()))
 }
 
-/// [`train_world_tokenizer`], reused from `dir/tokenizer.json` when it was made for the same
-/// knowledge, corpus and vocabulary.
+/// [`train_world_tokenizer`], reused from `dir/tokenizer.json` when it was made from the same
+/// texts (so a change to any trace format makes a new one) and vocabulary.
 fn world_tokenizer(k: &dyn Knowledge, vocab: usize, dir: &Path, fresh: bool) -> Result<Tokenizer, LadderError> {
     let path = dir.join("tokenizer.json");
     let key_path = dir.join("tokenizer.key");
-    let key = sha256_hex(format!("{}/{}/{vocab}", k.knowledge_sha256(), k.corpus_sha256(1)?).as_bytes());
+    let texts = world_tokenizer_texts(k)?;
+    let mut hasher = Sha256::new();
+    for t in &texts {
+        hasher.update((t.len() as u64).to_le_bytes());
+        hasher.update(t.as_bytes());
+    }
+    let key = format!("texts {:x} vocab {vocab}", hasher.finalize());
     if !fresh && std::fs::read_to_string(&key_path).is_ok_and(|s| s.trim() == key) {
         if let Ok(t) = Tokenizer::load(&path) {
             return Ok(t);
         }
     }
-    let tok = train_world_tokenizer(k, vocab)?;
+    let tok = train_tokenizer_on(&texts, vocab)?;
     tok.save(&path).map_err(|e| LadderError::Tokenizer(e.to_string()))?;
     checkpoint::write_atomic(&key_path, key.as_bytes())?;
     Ok(tok)
@@ -605,6 +621,13 @@ fn sft_examples(
             out.push(match data {
                 SftData::Traces => Example::new(format!("{pre}{}", eval::prompt(&question, AnswerMode::Trace)), trace),
                 SftData::ToolTraces => {
+                    // A fictional arithmetic copy also spreads its years (differences of every
+                    // length); see `Fictional::spread`.
+                    let spread = match (copy, fictional) {
+                        (1.., Some(f)) if t.family == Family::Arithmetic => f.spread(&t.id, copy, &tool_trace),
+                        _ => None,
+                    };
+                    let tool_trace = spread.unwrap_or(tool_trace);
                     let (completion, forced) = tools::segments_with_forced(&tools::trace_to_chat(&tool_trace));
                     Example {
                         prompt: format!("{pre}{}", eval::prompt(&question, AnswerMode::Tools)),
@@ -868,8 +891,11 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     };
     if x.spec.answer_mode == AnswerMode::Tools {
         let calls: Vec<usize> = held.outcomes.iter().map(|o| o.completion.matches(TOOL_CALL_END).count()).collect();
-        let errors: usize =
-            held.outcomes.iter().map(|o| o.completion.matches(&format!("{TOOL_RESULT}error:")).count()).sum();
+        let errors: usize = held
+            .outcomes
+            .iter()
+            .map(|o| tools::results_in(&o.completion).iter().filter(|r| r.starts_with("error:")).count())
+            .sum();
         let total: usize = calls.iter().sum();
         extra.insert("tool_calls_per_question".into(), serde_json::json!(total as f64 / calls.len().max(1) as f64));
         extra.insert("tool_error_fraction".into(), serde_json::json!(errors as f64 / total.max(1) as f64));

@@ -233,8 +233,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
         RungSpec {
             name: "tools".into(),
             lever: format!(
-                "fine-tuned ({} steps) on tool traces (lookup, find, calc), each also with {} fictional-people \
-                 copies; the calls are run for real and their results injected",
+                "fine-tuned ({} steps) on tool traces (lookup, find, calc; earlier results passed on as #k), each \
+                 also with {} fictional-people copies; the calls are run for real and their results injected",
                 p.tool_sft.steps, p.tool_fictional
             ),
             stage: Stage::Sft {

@@ -73,7 +73,10 @@ fn batch(cfg: &ModelConfig, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>)
     (Tensor::from_data(TensorData::new(x, [b, t]), device), Tensor::from_data(TensorData::new(y, [b, t]), device))
 }
 
-/// Directional derivative by central differences vs. the autodiff gradient.
+/// Directional derivatives by central differences vs. the autodiff gradient, along three random
+/// directions. At least two must agree within 2%: a ReLU kink that one step of a difference
+/// happens to cross spoils that one direction (it was seen once in about a hundred runs of a
+/// loaded machine), while a wrong gradient is wrong along almost every direction.
 fn gradient_check(cfg: &ModelConfig) {
     cfg.validate().unwrap();
     let plain = Device::flex();
@@ -82,19 +85,24 @@ fn gradient_check(cfg: &ModelConfig) {
     let (x, y) = batch(cfg, &device);
     let loss = model.loss(x.clone(), y.clone(), None);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let mut dir = Direction { rng: Rng(11), grads: &grads, dirs: Vec::new(), dot: 0.0 };
-    model.visit(&mut dir);
     // Small enough that ReLU kinks are rarely crossed, large enough to stay above f32 rounding.
     let eps = 2e-4f32;
     let inner = model.valid();
     let (xi, yi) = (x.without_autodiff(), y.without_autodiff());
-    let at = |scale: f32| {
-        let m = inner.clone().map(&mut Shift { dirs: &dir.dirs, i: 0, scale });
-        m.loss(xi.clone(), yi.clone(), None).into_scalar::<f32>() as f64
-    };
-    let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-    let rel = (fd - dir.dot).abs() / dir.dot.abs().max(1e-6);
-    assert!(rel < 0.02, "{}: finite difference {fd} vs autodiff {} (relative error {rel})", cfg.summary(), dir.dot);
+    let mut seen = Vec::new();
+    for seed in [11, 12, 13] {
+        let mut dir = Direction { rng: Rng(seed), grads: &grads, dirs: Vec::new(), dot: 0.0 };
+        model.visit(&mut dir);
+        let at = |scale: f32| {
+            let m = inner.clone().map(&mut Shift { dirs: &dir.dirs, i: 0, scale });
+            m.loss(xi.clone(), yi.clone(), None).into_scalar::<f32>() as f64
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+        let rel = (fd - dir.dot).abs() / dir.dot.abs().max(1e-6);
+        seen.push((fd, dir.dot, rel));
+    }
+    let agree = seen.iter().filter(|(_, _, rel)| *rel < 0.02).count();
+    assert!(agree >= 2, "{}: (finite difference, autodiff, relative error) per direction: {seen:?}", cfg.summary());
 }
 
 #[test]

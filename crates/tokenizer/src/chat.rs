@@ -3,15 +3,16 @@
 //! ```text
 //! <|system|>You answer questions.<|end|>
 //! <|user|>Where was Ilona Varsk born?<|end|>
-//! <|assistant|><|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|><|tool_result|>Lormet<|/tool_result|>
+//! <|assistant|><|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|><|tool_result|> Lormet<|/tool_result|>
 //! Answer: Lormet<|end|>
 //! ```
 //!
 //! Each turn is the role's token, the content, `<|end|>` and a newline. A prompt for the model's
 //! reply ends with `<|assistant|>` (the generation prompt); the reply ends at `<|end|>` (or
 //! `<|eos|>`). Inside an assistant turn, a tool call is `<|tool_call|>name(args)<|/tool_call|>`,
-//! written by the model, followed by `<|tool_result|>result<|/tool_result|>`, injected by the
-//! runtime (forced tokens). The format is one function, so training data and prompts cannot
+//! written by the model, followed by `<|tool_result|> result<|/tool_result|>`, injected by the
+//! runtime (forced tokens; the space makes a copied result tokenise as it does in the text after
+//! it, `Answer: result`). The format is one function, so training data and prompts cannot
 //! drift apart.
 
 use serde::{Deserialize, Serialize};
@@ -71,9 +72,9 @@ pub fn tool_call_text(call: &str) -> String {
     format!("{}{call}{}", Special::ToolCall.text(), Special::ToolCallEnd.text())
 }
 
-/// A tool result as injected by the runtime (with the newline that follows it).
+/// A tool result as injected by the runtime: after one space, with the newline that follows it.
 pub fn tool_result_text(result: &str) -> String {
-    format!("{}{result}{}\n", Special::ToolResult.text(), Special::ToolResultEnd.text())
+    format!("{} {result}{}\n", Special::ToolResult.text(), Special::ToolResultEnd.text())
 }
 
 /// Whether a generated reply has ended (its last token closes the turn or the sequence).
@@ -91,7 +92,7 @@ mod tests {
         assert_eq!(render_chat(&msgs, true), "<|system|>Be brief.<|end|>\n<|user|>Hi?<|end|>\n<|assistant|>");
         assert_eq!(render_chat(&msgs[1..], false), "<|user|>Hi?<|end|>\n");
         assert_eq!(tool_call_text("calc(1 + 2)"), "<|tool_call|>calc(1 + 2)<|/tool_call|>");
-        assert_eq!(tool_result_text("3"), "<|tool_result|>3<|/tool_result|>\n");
+        assert_eq!(tool_result_text("3"), "<|tool_result|> 3<|/tool_result|>\n");
         assert!(ends_turn(Some(Special::End.id())) && !ends_turn(Some(100)) && !ends_turn(None));
     }
 }

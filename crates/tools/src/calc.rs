@@ -6,7 +6,7 @@
 //! product := unary (('*' | '/' | '%') unary)*  left-associative; % on integers only
 //! unary   := ('-' | '+') unary | power         -2^2 = -(2^2) = -4
 //! power   := atom (('^' | '**') unary)?        right-associative: 2^3^2 = 2^9; 2^-1 = 1/2
-//! atom    := number | '(' sum ')'              number: 12, 1.25 (exactly 5/4)
+//! atom    := number | '(' sum ')' | 'abs' '(' sum ')'   number: 12, 1.25 (exactly 5/4)
 //! ```
 //!
 //! Whitespace between tokens is ignored. Every value is an exact rational ([`BigRational`]);
@@ -15,7 +15,7 @@
 //! exponent of a power must be an integer. A comparison is only allowed at the top level, once.
 //! A result prints as an integer, or as `p/q` in lowest terms (`-7/2`); a comparison prints as
 //! `yes` or `no`, which is how the world's tool traces read: `calc(1948 < 1950) -> yes`,
-//! `calc(1975 % 2) -> 1`.
+//! `calc(1975 % 2) -> 1`, `calc(abs(1948 - 1950)) -> 2`.
 //!
 //! # Limits
 //! Input that is too long, nested too deeply, or that would make a number too big is an error,
@@ -198,6 +198,7 @@ enum Tok {
     Slash,
     Percent,
     Pow,
+    Abs,
     LParen,
     RParen,
     Cmp(CmpOp),
@@ -237,6 +238,22 @@ fn lex(s: &str, max_bits: u64) -> Result<Vec<(Tok, usize)>, CalcError> {
                 .filter(|r| fits(r.numer(), max_bits) && fits(r.denom(), max_bits));
             let num = num.ok_or(CalcError::TooBig { pos: start, max_bits })?;
             out.push((Tok::Num(num), start));
+            continue;
+        }
+        if c.is_ascii_alphabetic() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            match &s[start..i] {
+                "abs" => out.push((Tok::Abs, start)),
+                word => {
+                    return Err(CalcError::Syntax {
+                        pos: start,
+                        found: format!("`{word}`"),
+                        expected: "a number, an operator, a parenthesis or `abs(...)` (the only function)",
+                    })
+                }
+            }
             continue;
         }
         let two = b.get(i + 1).copied();
@@ -309,6 +326,7 @@ impl Parser<'_> {
             Tok::Percent => "`%`",
             Tok::Pow => "`^`",
             Tok::LParen => "`(`",
+            Tok::Abs => "`abs`",
             Tok::RParen => "`)`",
             Tok::Cmp(_) => "comparison",
         };
@@ -408,6 +426,13 @@ impl Parser<'_> {
                 self.at += 1;
                 Ok(n)
             }
+            Tok::Abs => {
+                self.at += 1;
+                if *self.peek() != Tok::LParen {
+                    return Err(self.unexpected("`(` after `abs`"));
+                }
+                self.atom().map(|v| v.abs())
+            }
             Tok::LParen => {
                 self.enter()?;
                 let v = self.sum()?;
@@ -418,7 +443,7 @@ impl Parser<'_> {
                 self.depth -= 1;
                 Ok(v)
             }
-            _ => Err(self.unexpected("a number or `(`")),
+            _ => Err(self.unexpected("a number, `(` or `abs(`")),
         }
     }
 }
@@ -453,6 +478,10 @@ mod tests {
         assert_eq!(calc("1948 < 1950").as_deref(), Ok("yes"));
         assert_eq!(calc("1975 % 2").as_deref(), Ok("1"));
         assert_eq!(calc("1990 - 1955").as_deref(), Ok("35"));
+        assert_eq!(calc("abs(1948 - 1950)").as_deref(), Ok("2"));
+        assert_eq!(calc("abs(1950 - 1948)").as_deref(), Ok("2"));
+        assert_eq!(calc("abs(-7/2) * 2 + abs (1)").as_deref(), Ok("8"));
+        assert_eq!(calc("-abs(2 - 5)^2").as_deref(), Ok("-9"));
     }
 
     #[test]
@@ -460,5 +489,8 @@ mod tests {
         assert_eq!(calc("1 / 0"), Err(CalcError::DivisionByZero { pos: 2 }));
         assert!(matches!(calc("1 + x"), Err(CalcError::Syntax { pos: 4, .. })));
         assert!(matches!(calc("(1 < 2)"), Err(CalcError::Syntax { pos: 3, .. })));
+        assert!(matches!(calc("abs 2"), Err(CalcError::Syntax { pos: 4, .. })));
+        assert!(matches!(calc("2 + sqrt(4)"), Err(CalcError::Syntax { pos: 4, .. })));
+        assert!(matches!(calc("abs(1 < 2)"), Err(CalcError::Syntax { pos: 6, .. })));
     }
 }

@@ -8,7 +8,7 @@
 //! In **chat form** ([`trace_to_chat`]), which is how a model is trained to use tools and how
 //! the runtime drives it, each trace line becomes
 //! ```text
-//! <|tool_call|>CALL<|/tool_call|><|tool_result|>RESULT<|/tool_result|>
+//! <|tool_call|>CALL<|/tool_call|><|tool_result|> RESULT<|/tool_result|>
 //! ```
 //! where the call is written by the model ([`Segment::Sampled`]) and the result is injected by
 //! the runtime ([`Segment::Forced`]: a loss must not train on it), and the trace's closing
@@ -86,10 +86,31 @@ pub fn call_text(call: &str) -> String {
     format!("{TOOL_CALL}{call}{TOOL_CALL_END}")
 }
 
-/// A result as the runtime injects it, with the newline that follows:
-/// `<|tool_result|>RESULT<|/tool_result|>\n`.
+/// A result as the runtime injects it, after one space and with the newline that follows:
+/// `<|tool_result|> RESULT<|/tool_result|>\n`.
+///
+/// The space is there for the model: a byte-level BPE gives a word a different first token
+/// after a space (` Lormet`) than after a special token (`Lormet`), and an answer line
+/// (`Answer: Lormet`) writes it after a space. With the space, copying a result into the answer
+/// repeats its tokens exactly; without it, the first token of every copy must be translated.
+/// `tokenizer::chat::tool_result_text` is the same text.
 pub fn result_text(result: &str) -> String {
-    format!("{TOOL_RESULT}{result}{TOOL_RESULT_END}\n")
+    format!("{TOOL_RESULT} {result}{TOOL_RESULT_END}\n")
+}
+
+/// The results injected so far in a chat text, in order (each between `<|tool_result|>` and
+/// `<|/tool_result|>`, trimmed): what the references `#k` of the next call name. An unclosed
+/// result at the end is left out.
+pub fn results_in(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(TOOL_RESULT) {
+        let body = &rest[open + TOOL_RESULT.len()..];
+        let Some(close) = body.find(TOOL_RESULT_END) else { break };
+        out.push(body[..close].trim());
+        rest = &body[close + TOOL_RESULT_END.len()..];
+    }
+    out
 }
 
 /// A piece of chat text and who produces it.
@@ -186,5 +207,8 @@ mod tests {
         let pieces: Vec<&str> = forced.iter().map(|&(a, b)| &text[a..b]).collect();
         assert_eq!(pieces, [result_text("1950"), result_text("0")]);
         assert!(text.ends_with("Answer: yes") && text.starts_with(&call_text("lookup(A, birth_year)")));
+        assert_eq!(results_in(&text), ["1950", "0"]);
+        assert_eq!(results_in(&format!("{text}{TOOL_RESULT}unclosed")), ["1950", "0"]);
+        assert!(results_in("Answer: 3").is_empty());
     }
 }

@@ -194,10 +194,23 @@ impl Registry {
         }
     }
 
-    /// The result of a call text `name(args)` ([`parse_call`]); a malformed call is an error text.
+    /// The result of a call text `name(args)` ([`parse_call`]) made first in an answer; a
+    /// malformed call is an error text. [`Registry::call_text_after`] with no earlier results.
     pub fn call_text(&self, call: &str) -> String {
-        match parse_call(call) {
-            Ok(c) => self.call(c.name, c.args),
+        self.call_text_after(call, &[])
+    }
+
+    /// The result of a call text `name(args)` made after calls that gave `earlier` (in order):
+    /// each reference `#k` in the arguments is first replaced by the k-th of them
+    /// ([`world::refs`]); a reference to no result or to a failed call is an error text, and so
+    /// is a malformed call.
+    pub fn call_text_after(&self, call: &str, earlier: &[&str]) -> String {
+        let c = match parse_call(call) {
+            Ok(c) => c,
+            Err(e) => return error_text(e),
+        };
+        match world::refs::resolve(c.args, earlier) {
+            Ok(args) => self.call(c.name, &args),
             Err(e) => error_text(e),
         }
     }

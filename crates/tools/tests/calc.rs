@@ -107,7 +107,7 @@ fn errors_name_what_and_where() {
         calc("(1 < 2)").unwrap_err().to_string(),
         "unexpected comparison at byte 3: expected `)` or an operator (a comparison only at the top level)"
     );
-    assert_eq!(calc("1 + )").unwrap_err().to_string(), "unexpected `)` at byte 4: expected a number or `(`");
+    assert_eq!(calc("1 + )").unwrap_err().to_string(), "unexpected `)` at byte 4: expected a number, `(` or `abs(`");
     let msg = calc("3 $ 4").unwrap_err().to_string();
     assert!(msg.contains("`$`") && msg.contains("byte 2"), "{msg}");
 }

@@ -21,17 +21,41 @@ fn tasks() -> Vec<Task> {
     t
 }
 
-/// `(tool, args, result)` of every call line of every task's tool trace.
+/// `(tool, args, result)` of every call line of every task's tool trace, the references in the
+/// arguments (`#k`) replaced by the earlier results they name.
 fn calls(tasks: &[Task]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for t in tasks {
+        let mut results: Vec<String> = Vec::new();
         for line in t.tool_trace.lines().filter(|l| !l.starts_with("Answer:")) {
             let (call, result) = split_trace_line(line).unwrap_or_else(|| panic!("{}: bad line {line:?}", t.id));
             let c = parse_call(call).unwrap_or_else(|e| panic!("{}: {e}", t.id));
-            out.push((c.name.to_string(), c.args.to_string(), result.to_string()));
+            let earlier: Vec<&str> = results.iter().map(String::as_str).collect();
+            let args = world::refs::resolve(c.args, &earlier).unwrap_or_else(|e| panic!("{}: {e}", t.id));
+            out.push((c.name.to_string(), args, result.to_string()));
+            results.push(result.to_string());
         }
     }
     out
+}
+
+#[test]
+fn world_traces_pass_results_on_by_reference() {
+    // Every number a calc uses and every entity a later lookup starts from was found by an
+    // earlier call: the traces name it `#k` instead of copying it.
+    let (mut refs, mut calcs) = (0, 0);
+    for t in tasks() {
+        for line in t.tool_trace.lines().filter(|l| l.starts_with("calc(")) {
+            calcs += 1;
+            let (call, _) = split_trace_line(line).unwrap();
+            let args = parse_call(call).unwrap().args;
+            let literals: Vec<&str> =
+                args.split(|c: char| !c.is_ascii_alphanumeric() && c != '#').filter(|w| !w.is_empty()).collect();
+            assert!(literals.iter().all(|w| w.starts_with('#') || *w == "abs" || *w == "2"), "{}: {line}", t.id);
+        }
+        refs += t.tool_trace.lines().filter(|l| l.starts_with("lookup(#")).count();
+    }
+    assert!(calcs > 200 && refs > 200, "{calcs} calcs, {refs} lookups by reference");
 }
 
 #[test]
@@ -76,17 +100,38 @@ fn every_lookup_and_find_in_the_world_traces_reproduces() {
 fn replay(registry: &Registry, tasks: &[Task]) -> usize {
     let mut n = 0;
     for t in tasks {
+        let mut results: Vec<String> = Vec::new();
         for line in t.tool_trace.lines() {
             if let Some(answer) = line.strip_prefix("Answer: ") {
                 assert_eq!(answer, t.answer, "{}", t.id);
                 continue;
             }
             let (call, result) = split_trace_line(line).unwrap_or_else(|| panic!("{}: {line:?}", t.id));
-            assert_eq!(registry.call_text(call), result, "{}: {call}", t.id);
+            let earlier: Vec<&str> = results.iter().map(String::as_str).collect();
+            let got = registry.call_text_after(call, &earlier);
+            assert_eq!(got, result, "{}: {call}", t.id);
+            results.push(got);
             n += 1;
         }
     }
     n
+}
+
+#[test]
+fn references_name_earlier_results_or_are_errors() {
+    let r = Registry::standard(&world().facts());
+    let earlier = ["1948", "1950", "error: unknown entity `Zed`"];
+    assert_eq!(r.call_text_after("calc(abs(#1 - #2))", &earlier), "2");
+    assert_eq!(r.call_text_after("calc(#2 % 2)", &earlier), "0");
+    assert_eq!(r.call_text_after("calc(#1<#2)", &earlier), "yes");
+    assert_eq!(
+        r.call_text_after("calc(#4 + 1)", &earlier),
+        "error: `#4` names no earlier result (this answer has 3 so far; they are numbered from 1)"
+    );
+    assert!(r.call_text_after("lookup(#3, birth_city)", &earlier).starts_with("error: `#3` is the failed call's"));
+    assert!(r.call_text("calc(#1 + 1)").starts_with("error: `#1` names no earlier result (this answer has 0"));
+    // A `#` with no digit is left to the tool.
+    assert!(r.call_text_after("calc(# + 1)", &earlier).starts_with("error: "));
 }
 
 #[test]
@@ -131,9 +176,9 @@ fn a_tool_trace_in_chat_form() {
         segments,
         [
             Segment::Sampled("<|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|>".into()),
-            Segment::Forced("<|tool_result|>Lormet<|/tool_result|>\n".into()),
+            Segment::Forced("<|tool_result|> Lormet<|/tool_result|>\n".into()),
             Segment::Sampled("<|tool_call|>lookup(Lormet, country)<|/tool_call|>".into()),
-            Segment::Forced("<|tool_result|>Dravia<|/tool_result|>\n".into()),
+            Segment::Forced("<|tool_result|> Dravia<|/tool_result|>\n".into()),
             Segment::Sampled("Answer: Dravia".into()),
         ]
     );
@@ -141,7 +186,7 @@ fn a_tool_trace_in_chat_form() {
     let one = trace_to_chat("lookup(Ilona Varsk, birth_city) -> Lormet\nAnswer: Lormet");
     assert_eq!(
         segments_text(&one),
-        "<|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|><|tool_result|>Lormet<|/tool_result|>\nAnswer: Lormet"
+        "<|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|><|tool_result|> Lormet<|/tool_result|>\nAnswer: Lormet"
     );
     // The special-token texts are those of tokenizer::Special (ids 9..=12).
     assert_eq!(
@@ -153,7 +198,7 @@ fn a_tool_trace_in_chat_form() {
         trace_to_chat("First the year.\ncalc(1 + 1) -> 2\nAnswer: 2"),
         [
             Segment::Sampled("First the year.\n<|tool_call|>calc(1 + 1)<|/tool_call|>".into()),
-            Segment::Forced("<|tool_result|>2<|/tool_result|>\n".into()),
+            Segment::Forced("<|tool_result|> 2<|/tool_result|>\n".into()),
             Segment::Sampled("Answer: 2".into()),
         ]
     );
@@ -173,7 +218,7 @@ fn every_world_trace_in_chat_form_forces_exactly_the_results() {
         // Removing the tags gives back the trace's calls, results and answer.
         let plain = segments_text(&segments)
             .replace(TOOL_CALL, "")
-            .replace(&format!("{TOOL_CALL_END}{TOOL_RESULT}"), " -> ")
+            .replace(&format!("{TOOL_CALL_END}{TOOL_RESULT} "), " -> ")
             .replace(TOOL_RESULT_END, "");
         assert_eq!(plain, t.tool_trace, "{}", t.id);
     }

@@ -7,7 +7,7 @@
 //! - reasoning trace: `Question: {q}\n{trace}` where the trace ends `Answer: {a}` ([`trace_text`]).
 //!
 //! - tool trace: `Question: {q}\n` then tool calls in the chat protocol of the `tools` crate
-//!   (`<|tool_call|>CALL<|/tool_call|>` written by the model, `<|tool_result|>R<|/tool_result|>\n`
+//!   (`<|tool_call|>CALL<|/tool_call|>` written by the model, `<|tool_result|> R<|/tool_result|>\n`
 //!   injected by the runtime), then `Answer: {a}`.
 //!
 //! A model is prompted with `Question: {q}\nAnswer:` in [`AnswerMode::Direct`] and with
@@ -207,16 +207,21 @@ impl Default for EvalOptions {
 pub const MAX_TOOL_CALLS: usize = 16;
 
 /// The tokens to inject after a sequence's latest token, if that token is a `<|/tool_call|>` the
-/// model wrote: the result of the call since the `<|tool_call|>` before it, run by `registry`,
-/// as `<|tool_result|>R<|/tool_result|>\n` (an unopened or malformed call gives an `error: ...`
-/// result, never a panic).
+/// model wrote: the result of the call since the `<|tool_call|>` before it, run by `registry`
+/// with the results injected earlier in the sequence as the ones its references `#k` name
+/// ([`Registry::call_text_after`]), as `<|tool_result|> R<|/tool_result|>\n` (an unopened or
+/// malformed call gives an `error: ...` result, never a panic).
 pub fn tool_injection(tok: &Tokenizer, registry: &Registry, tokens: &[u32], forced: &[bool]) -> Option<Vec<u32>> {
     let (&last, before) = tokens.split_last()?;
     if last != Special::ToolCallEnd.id() || forced.last() == Some(&true) {
         return None;
     }
     let result = match before.iter().rposition(|&t| t == Special::ToolCall.id()) {
-        Some(open) => registry.call_text(&tok.decode(&before[open + 1..])),
+        Some(open) => {
+            let earlier_text = tok.decode(&before[..open]);
+            let earlier = tools::results_in(&earlier_text);
+            registry.call_text_after(&tok.decode(&before[open + 1..]), &earlier)
+        }
         None => tools::error_text("a call must start with <|tool_call|>"),
     };
     Some(tok.encode(&tools::protocol::result_text(&result)))

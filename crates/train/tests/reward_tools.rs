@@ -65,7 +65,7 @@ fn tool_calls_are_run_and_their_results_injected() {
     let ids = tok.encode("<|tool_call|>calc(2 + 3)<|/tool_call|>");
     let forced = vec![false; ids.len()];
     let got = tool_injection(&tok, &reg, &ids, &forced).unwrap();
-    assert_eq!(tok.decode(&got), "<|tool_result|>5<|/tool_result|>\n");
+    assert_eq!(tok.decode(&got), "<|tool_result|> 5<|/tool_result|>\n");
     // Not after any other token, nor after an injected closing tag.
     assert_eq!(tool_injection(&tok, &reg, &ids[..ids.len() - 1], &forced[..ids.len() - 1]), None);
     let mut injected = forced.clone();
@@ -79,6 +79,18 @@ fn tool_calls_are_run_and_their_results_injected() {
     let ids = tok.encode(&deep);
     let r = tok.decode(&tool_injection(&tok, &reg, &ids, &vec![false; ids.len()]).unwrap());
     assert!(r.contains("error:"), "{r}");
+    // References name the results injected earlier in the same sequence.
+    let text = "<|tool_call|>calc(1948)<|/tool_call|><|tool_result|> 1948<|/tool_result|>\n\
+                <|tool_call|>calc(1950)<|/tool_call|><|tool_result|> 1950<|/tool_result|>\n\
+                <|tool_call|>calc(abs(#2 - #1))<|/tool_call|>";
+    let ids = tok.encode(text);
+    assert_eq!(
+        tok.decode(&tool_injection(&tok, &reg, &ids, &vec![false; ids.len()]).unwrap()),
+        "<|tool_result|> 2<|/tool_result|>\n"
+    );
+    let ids = tok.encode("<|tool_call|>calc(#1 + 1)<|/tool_call|>");
+    let r = tok.decode(&tool_injection(&tok, &reg, &ids, &vec![false; ids.len()]).unwrap());
+    assert!(r.contains("error: `#1` names no earlier result"), "{r}");
 }
 
 #[test]
@@ -128,6 +140,6 @@ fn a_model_fine_tuned_on_tool_traces_answers_by_calling_tools() {
 fn tools_lines(completion: &str) -> String {
     completion
         .replace("<|tool_call|>", "")
-        .replace("<|/tool_call|><|tool_result|>", " -> ")
+        .replace("<|/tool_call|><|tool_result|> ", " -> ")
         .replace("<|/tool_result|>", "")
 }

@@ -96,7 +96,7 @@ fn forced_ranges_are_read_but_not_trained() {
     let w = small_world();
     let tok = world_tokenizer(&w);
     let call = "<|tool_call|>lookup(Ilona Varsk, birth_city)<|/tool_call|>";
-    let result = "<|tool_result|>Lormet<|/tool_result|>\n";
+    let result = "<|tool_result|> Lormet<|/tool_result|>\n";
     let completion = format!("{call}{result}Answer: Lormet");
     let e = Example {
         forced: vec![(call.len(), call.len() + result.len())],

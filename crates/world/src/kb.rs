@@ -76,7 +76,8 @@ impl KbConfig {
 /// - two names differ only in case, spacing or punctuation (an answer could not tell them
 ///   apart), or two relations read the same once underscores are spaces,
 /// - a name or relation would break a trace: a line break, ` -> `, `Answer:`, a leading
-///   `lookup(` / `find(` / `calc(`; a relation with `,` or `=`; a name with no letter or digit,
+///   `lookup(` / `find(` / `calc(`; `#` followed by a digit (a result reference,
+///   [`crate::refs`]); a relation with `,` or `=`; a name with no letter or digit,
 /// - there are no facts.
 ///
 /// Everything derived is canonical: names, relations and facts are sorted, so the order of the
@@ -153,6 +154,9 @@ fn name_problems(what: &str, name: &str, out: &mut Vec<String>) {
     }
     if ["lookup(", "find(", "calc("].iter().any(|p| name.starts_with(p)) {
         out.push(format!("{what} `{name}` starts like a tool call"));
+    }
+    if crate::refs::has_reference(name) {
+        out.push(format!("{what} `{name}` contains `#` and a digit, which in a tool call names an earlier result"));
     }
     if normalize_name(name).is_empty() {
         out.push(format!("{what} `{name}` has no letter or digit, so no answer could match it"));
@@ -651,8 +655,8 @@ impl KbGen<'_> {
     }
 
     /// A fact step of `chain`.
-    fn hop(&self, chain: &mut Chain, s: usize, r: usize, o: usize) {
-        chain.lookup(&self.kb.relations[r], self.name(s), self.name(o));
+    fn hop(&self, chain: &mut Chain, s: usize, r: usize, o: usize) -> usize {
+        chain.lookup(&self.kb.relations[r], self.name(s), self.name(o))
     }
 
     /// Adds a task if the split-type entities of `chain.people` share a split (none: train).
@@ -803,10 +807,10 @@ impl KbGen<'_> {
                 continue;
             }
             let mut chain = Chain::with(&[a, b, oa, ob]);
-            self.hop(&mut chain, a, r, oa);
-            self.hop(&mut chain, b, r, ob);
+            let ra = self.hop(&mut chain, a, r, oa);
+            let rb = self.hop(&mut chain, b, r, ob);
             let (sign, yes) = if va < vb { ("<", "yes") } else { (">", "no") };
-            chain.step(format!("{va} {sign} {vb}."), format!("calc({va} < {vb}) -> {yes}"));
+            chain.calc(format!("{va} {sign} {vb}."), format!("#{ra} < #{rb}"), yes.to_string());
             let answer = self.name(if va < vb { a } else { b }).to_string();
             let question = format!("Which has the smaller {}, {} or {}?", self.words(r), self.name(a), self.name(b));
             let kind = self.kb.slugs[r].clone();
@@ -820,9 +824,9 @@ impl KbGen<'_> {
             let (hi, lo) = (va.max(vb), va.min(vb));
             let Some(d) = hi.checked_sub(lo) else { continue };
             let mut chain = Chain::with(&[a, b, oa, ob]);
-            self.hop(&mut chain, a, r, oa);
-            self.hop(&mut chain, b, r, ob);
-            chain.step(format!("{hi} - {lo} = {d}."), format!("calc({hi} - {lo}) -> {d}"));
+            let ra = self.hop(&mut chain, a, r, oa);
+            let rb = self.hop(&mut chain, b, r, ob);
+            chain.calc(format!("{hi} - {lo} = {d}."), format!("abs(#{ra} - #{rb})"), d.to_string());
             let rel = self.words(r);
             let question = format!(
                 "What is the difference between the {rel} of {} and the {rel} of {}?",
@@ -841,10 +845,11 @@ impl KbGen<'_> {
                 let Some(n) = kb.numeric[r].then(|| int_value(&kb.names[o])).flatten() else { continue };
                 let even = n % 2 == 0;
                 let mut chain = Chain::with(&[s, o]);
-                self.hop(&mut chain, s, r, o);
-                chain.step(
+                let rn = self.hop(&mut chain, s, r, o);
+                chain.calc(
                     format!("{n} is {}.", if even { "even" } else { "odd" }),
-                    format!("calc({n} % 2) -> {}", n % 2),
+                    format!("#{rn} % 2"),
+                    (n % 2).to_string(),
                 );
                 let question = format!("Is the {} of {} even?", self.words(r), self.name(s));
                 let answer = if even { "yes" } else { "no" }.to_string();
@@ -898,6 +903,7 @@ impl KbGen<'_> {
                 self.name(o2),
                 self.name(s)
             )];
+            chain.results = vec![self.name(s).to_string()];
             let question = format!(
                 "Which {} has the {} {} and the {} {}?",
                 kb.types[s],

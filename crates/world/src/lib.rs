@@ -34,6 +34,7 @@ mod io;
 mod kb;
 mod knowledge;
 mod names;
+pub mod refs;
 mod rng;
 mod tasks;
 mod triples;

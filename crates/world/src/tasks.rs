@@ -13,7 +13,11 @@
 //! - `find(<relation>=<object>, <relation>=<object>, ...) -> <subject>[, <subject>...]`
 //!   (every subject satisfying all conditions, in sorted order)
 //! - `calc(<a> <op> <b>) -> <result>` with `op` one of `+ - * %` (an integer result) or `< >`
-//!   (`yes`/`no`).
+//!   (`yes`/`no`), or `calc(abs(<a> - <b>)) -> <difference>`
+//!
+//! An argument that an earlier call of the trace found is written as a reference to that call's
+//! result, `#k` (the k-th call, from 1; [`crate::refs`]): `lookup(#1, country)`,
+//! `calc(abs(#1 - #2))`. Names and numbers from the question are written out.
 //!
 //! # Splits
 //! A task lists in `people` every person its question, trace or answer mentions; it is only
@@ -114,6 +118,8 @@ pub(crate) struct Chain {
     pub(crate) people: Vec<usize>,
     /// Facts retrieved.
     pub(crate) hops: u32,
+    /// The results of the tool calls so far, in order (`#1` is the first).
+    pub(crate) results: Vec<String>,
 }
 
 impl Chain {
@@ -121,24 +127,40 @@ impl Chain {
         Self { people: people.to_vec(), ..Self::default() }
     }
 
-    /// A retrieved world fact: its canonical sentence and a `lookup` call.
-    fn fact(&mut self, rel: Relation, subject: &str, object: &str) {
-        self.lookup(rel.as_str(), subject, object);
+    /// A retrieved world fact: its canonical sentence and a `lookup` call; returns the call's
+    /// result number (for `#k`).
+    fn fact(&mut self, rel: Relation, subject: &str, object: &str) -> usize {
+        self.lookup(rel.as_str(), subject, object)
     }
 
     /// A retrieved fact of any relation: its canonical sentence ([`fact_sentence`]) and a
-    /// `lookup` call.
-    pub(crate) fn lookup(&mut self, relation: &str, subject: &str, object: &str) {
+    /// `lookup` call, whose subject is a reference (`#k`, [`crate::refs`]) when an earlier call
+    /// of the chain found it. Returns the call's result number.
+    pub(crate) fn lookup(&mut self, relation: &str, subject: &str, object: &str) -> usize {
         let fact = Fact { subject: subject.to_string(), relation: relation.to_string(), object: object.to_string() };
         self.text.push(fact_sentence(&fact));
-        self.tool.push(format!("lookup({subject}, {relation}) -> {object}"));
+        let arg = match self.results.iter().rposition(|r| r == subject) {
+            Some(i) => format!("#{}", i + 1),
+            None => subject.to_string(),
+        };
+        self.tool.push(format!("lookup({arg}, {relation}) -> {object}"));
+        self.results.push(object.to_string());
         self.hops += 1;
+        self.results.len()
     }
 
-    /// A computation step, in both trace forms.
-    pub(crate) fn step(&mut self, text: String, tool: String) {
+    /// A computation step: its gold-trace sentence, and a `calc` call over `args` (which refer
+    /// to earlier results by `#k`) giving `result`.
+    pub(crate) fn calc(&mut self, text: String, args: String, result: String) {
         self.text.push(text);
-        self.tool.push(tool);
+        self.tool.push(format!("calc({args}) -> {result}"));
+        self.results.push(result);
+    }
+
+    /// A `find` call (conditions from the question) and the subjects it gives.
+    pub(crate) fn find(&mut self, args: String, result: String) {
+        self.tool.push(format!("find({args}) -> {result}"));
+        self.results.push(result);
     }
 }
 
@@ -381,10 +403,10 @@ impl Gen<'_> {
             }
             let (na, nb) = (self.name(a), self.name(b));
             let mut chain = Chain::with(&[a, b]);
-            chain.fact(Relation::BirthYear, &na, &ya.to_string());
-            chain.fact(Relation::BirthYear, &nb, &yb.to_string());
+            let ra = chain.fact(Relation::BirthYear, &na, &ya.to_string());
+            let rb = chain.fact(Relation::BirthYear, &nb, &yb.to_string());
             let (sign, yes) = if ya < yb { ("<", "yes") } else { (">", "no") };
-            chain.step(format!("{ya} {sign} {yb}."), format!("calc({ya} < {yb}) -> {yes}"));
+            chain.calc(format!("{ya} {sign} {yb}."), format!("#{ra} < #{rb}"), yes.to_string());
             let answer = if ya < yb { na.clone() } else { nb.clone() };
             self.emit(
                 Family::Compare,
@@ -405,9 +427,9 @@ impl Gen<'_> {
             let (hi, lo) = (ya.max(yb), ya.min(yb));
             let d = hi - lo;
             let mut chain = Chain::with(&[a, b]);
-            chain.fact(Relation::BirthYear, &na, &ya.to_string());
-            chain.fact(Relation::BirthYear, &nb, &yb.to_string());
-            chain.step(format!("{hi} - {lo} = {d}."), format!("calc({hi} - {lo}) -> {d}"));
+            let ra = chain.fact(Relation::BirthYear, &na, &ya.to_string());
+            let rb = chain.fact(Relation::BirthYear, &nb, &yb.to_string());
+            chain.calc(format!("{hi} - {lo} = {d}."), format!("abs(#{ra} - #{rb})"), d.to_string());
             self.emit(
                 Family::Arithmetic,
                 "years_apart",
@@ -429,9 +451,9 @@ impl Gen<'_> {
             let age = y - f;
             let mut chain = Chain::with(&[i]);
             chain.fact(Relation::Employer, &p, &company.name);
-            chain.fact(Relation::Founded, &company.name, &f.to_string());
-            chain.fact(Relation::BirthYear, &p, &y.to_string());
-            chain.step(format!("{y} - {f} = {age}."), format!("calc({y} - {f}) -> {age}"));
+            let rf = chain.fact(Relation::Founded, &company.name, &f.to_string());
+            let ry = chain.fact(Relation::BirthYear, &p, &y.to_string());
+            chain.calc(format!("{y} - {f} = {age}."), format!("#{ry} - #{rf}"), age.to_string());
             self.emit(
                 Family::Arithmetic,
                 "employer_age",
@@ -450,8 +472,12 @@ impl Gen<'_> {
             let y = self.w.people[i].birth_year;
             let even = y & 1 == 0;
             let mut chain = Chain::with(&[i]);
-            chain.fact(Relation::BirthYear, &p, &y.to_string());
-            chain.step(format!("{y} is {}.", if even { "even" } else { "odd" }), format!("calc({y} % 2) -> {}", y % 2));
+            let r = chain.fact(Relation::BirthYear, &p, &y.to_string());
+            chain.calc(
+                format!("{y} is {}.", if even { "even" } else { "odd" }),
+                format!("#{r} % 2"),
+                (y % 2).to_string(),
+            );
             self.emit(
                 Family::Parity,
                 "even_birth_year",
@@ -480,7 +506,7 @@ impl Gen<'_> {
             let mut chain = Chain::with(&[i]);
             chain.text.push(render(templates(Relation::BirthYear)[0], &p, &y));
             chain.text.push(render(templates(Relation::BirthCity)[0], &p, &city));
-            chain.tool.push(format!("find(birth_year={y}, birth_city={city}) -> {p}"));
+            chain.find(format!("birth_year={y}, birth_city={city}"), p.clone());
             chain.hops = 2;
             self.emit(
                 Family::Inverse,

@@ -225,10 +225,12 @@ fn check_fact_sentence(kb: &KnowledgeIndex, sentence: &str) -> bool {
     })
 }
 
-/// A tool-call line (`lookup`, `find`, `calc`): correct result?
-fn check_tool_line(kb: &KnowledgeIndex, line: &str) -> bool {
+/// A tool-call line (`lookup`, `find`, `calc`): correct result? `results` are the results the
+/// earlier call lines of the trace claim, which its references (`#k`, [`crate::refs`]) name.
+fn check_tool_line(kb: &KnowledgeIndex, line: &str, results: &[&str]) -> bool {
     let Some((call, result)) = line.rsplit_once(" -> ") else { return false };
     let result = result.trim();
+    let Ok(call) = crate::refs::resolve(call, results) else { return false };
     let inner = |name: &str| call.trim().strip_prefix(name).and_then(|c| c.strip_suffix(')'));
     if let Some(args) = inner("lookup(") {
         return match args.rsplit_once(',') {
@@ -248,6 +250,13 @@ fn check_tool_line(kb: &KnowledgeIndex, line: &str) -> bool {
         return !conds.is_empty() && kb.find(&conds) == claimed;
     }
     if let Some(expr) = inner("calc(") {
+        // `abs(a - b)`: the distance between two numbers.
+        if let Some(diff) = expr.trim().strip_prefix("abs(").and_then(|e| e.strip_suffix(')')) {
+            let t: Vec<&str> = diff.split_whitespace().collect();
+            let [a, "-", b] = t.as_slice() else { return false };
+            let (Some(a), Some(b)) = (int(a), int(b)) else { return false };
+            return a.checked_sub(b).and_then(i64::checked_abs).is_some_and(|d| int(result) == Some(d));
+        }
         let t: Vec<&str> = expr.split_whitespace().collect();
         let [a, op, b] = t.as_slice() else { return false };
         let (Some(a), Some(b)) = (int(a), int(b)) else { return false };
@@ -310,10 +319,12 @@ pub fn verify_trace(kb: &KnowledgeIndex, trace: &str, verifier: Verifier, gold: 
         None => (trace, None),
     };
     let (mut steps, mut correct) = (0, 0);
+    let mut results: Vec<&str> = Vec::new();
     for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if ["lookup(", "find(", "calc("].iter().any(|p| line.starts_with(p)) {
             steps += 1;
-            correct += usize::from(check_tool_line(kb, line));
+            correct += usize::from(check_tool_line(kb, line, &results));
+            results.push(line.rsplit_once(" -> ").map_or("error: no result", |(_, r)| r.trim()));
             continue;
         }
         let (n, ok) = score_line(kb, line);
@@ -390,6 +401,38 @@ mod tests {
         let bad = "The friend of Bo is Ada.\nfind(friend=Bo) -> Ada\ncalc(2 - 3) -> 1\nAnswer: Ada";
         let c = verify_trace(&kb, bad, Verifier::Name, "Bo");
         assert_eq!((c.steps, c.correct_steps, c.final_ok), (3, 0, false));
+    }
+
+    #[test]
+    fn references_name_the_results_the_trace_claims() {
+        let kb = KnowledgeIndex::new(&[
+            Fact { subject: "Ada".into(), relation: "friend".into(), object: "Bo".into() },
+            Fact { subject: "Bo".into(), relation: "born".into(), object: "1950".into() },
+            Fact { subject: "Ada".into(), relation: "born".into(), object: "1961".into() },
+        ]);
+        let steps = |t: &str| {
+            let c = verify_trace(&kb, t, Verifier::Integer, "11");
+            (c.steps, c.correct_steps, c.final_ok)
+        };
+        let t = "lookup(Ada, friend) -> Bo\nlookup(#1, born) -> 1950\nlookup(Ada, born) -> 1961\n\
+                 calc(abs(#2 - #3)) -> 11\ncalc(#3 - #2) -> 11\ncalc(#2 < #3) -> yes\ncalc(#3 % 2) -> 1\nAnswer: 11";
+        assert_eq!(steps(t), (7, 7, true));
+        // A wrong difference, a reference past the results, a reference to a failed call.
+        assert_eq!(
+            steps("lookup(Ada, born) -> 1961\nlookup(Bo, born) -> 1950\ncalc(abs(#1 - #2)) -> -11\nAnswer: 11"),
+            (3, 2, true)
+        );
+        assert_eq!(steps("lookup(Ada, born) -> 1961\ncalc(#1 - #2) -> 1961\nAnswer: 1961"), (2, 1, false));
+        assert_eq!(
+            steps("lookup(Cy, born) -> error: unknown entity `Cy`\nlookup(#1, born) -> 1950\nAnswer: 1950"),
+            (2, 0, false)
+        );
+        // A step is checked on the results the trace claims: a wrong lookup makes the lookup
+        // wrong, not the arithmetic over it.
+        assert_eq!(
+            steps("lookup(Ada, born) -> 1962\nlookup(Bo, born) -> 1950\ncalc(abs(#1 - #2)) -> 12\nAnswer: 12"),
+            (3, 2, false)
+        );
     }
 
     #[test]

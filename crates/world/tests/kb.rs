@@ -159,7 +159,7 @@ fn task_shapes_on_a_hand_written_kb() {
     );
     assert_eq!(
         t.tool_trace,
-        "lookup(Copper Tide, author) -> J. R. Penhale\nlookup(J. R. Penhale, birth_year) -> 1909\nAnswer: 1909"
+        "lookup(Copper Tide, author) -> J. R. Penhale\nlookup(#1, birth_year) -> 1909\nAnswer: 1909"
     );
 
     let t = find("What is the country of the birthplace of the author of North of Quiet?");
@@ -170,16 +170,19 @@ fn task_shapes_on_a_hand_written_kb() {
     assert!(t.question.starts_with("What is the difference between the birth year of "), "{}", t.question);
     let calc = t.trace.lines().rev().nth(1).unwrap();
     assert!(calc.contains(" - ") && calc.ends_with(&format!("= {}.", t.answer)), "{calc}");
+    // The tool trace computes over the two looked-up values by reference.
+    assert_eq!(t.tool_trace.lines().rev().nth(1), Some(format!("calc(abs(#1 - #2)) -> {}", t.answer).as_str()));
 
     for t in tasks.iter().filter(|t| t.family == Family::Compare) {
         assert!(t.question.starts_with("Which has the smaller "), "{}", t.question);
         let calc = t.tool_trace.lines().rev().nth(1).unwrap();
-        assert!(calc.starts_with("calc(") && calc.contains(" < "), "{calc}");
+        assert!(calc.starts_with("calc(#1 < #2) -> "), "{calc}");
     }
     let t = tasks.iter().find(|t| t.family == Family::Parity && t.question.contains("A Map of Rain")).unwrap();
     assert_eq!(t.question, "Is the publication year of A Map of Rain even?");
     assert_eq!((t.answer.as_str(), t.verifier), ("yes", Verifier::YesNo));
     assert_eq!(t.trace, "The publication year of A Map of Rain is 1990.\n1990 is even.\nAnswer: yes");
+    assert_eq!(t.tool_trace, "lookup(A Map of Rain, publication_year) -> 1990\ncalc(#1 % 2) -> 0\nAnswer: yes");
 
     // Inverse: the answer is the only subject with both facts. Mira Tollan wrote two books, so
     // the author alone does not identify a book, but with the year it does.
@@ -507,13 +510,14 @@ fn malformed_input_is_refused_with_line_numbers() {
         r#"{"subject":"Gus","relation":"best friend","object":"Bo"}"#,
         r#"{"subject":"Ada","relation":"friend","object":"Bo"}"#,
         r#"{"subject":"???","relation":"friend","object":"Bo"}"#,
+        r#"{"subject":"Hal","relation":"friend","object":"Room #12"}"#,
     ]
     .join("\n");
     let errs = import_errors(&text);
     let starts: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
     assert_eq!(
         starts,
-        ["lines 1 and 2", "lines 3 and 4", "lines 4 and 5", "line 6", "line 7", "lines 8 and 9", "line 11"],
+        ["lines 1 and 2", "lines 3 and 4", "lines 4 and 5", "line 6", "line 7", "lines 8 and 9", "line 11", "line 12"],
         "{errs:#?}"
     );
     assert!(errs[0].contains("`Ada` has two `friend` objects, `Bo` and `Cy`"), "{}", errs[0]);
@@ -523,6 +527,7 @@ fn malformed_input_is_refused_with_line_numbers() {
     assert!(errs[4].contains("`Answer: 3`"), "{}", errs[4]);
     assert!(errs[5].contains("`best_friend` and `best friend`"), "{}", errs[5]);
     assert!(errs[6].contains("`???`"), "{}", errs[6]);
+    assert!(errs[7].contains("`Room #12` contains `#` and a digit"), "{}", errs[7]);
     let msg = KnowledgeBase::from_jsonl(&text, &KbConfig::default()).unwrap_err().to_string();
     assert!(msg.starts_with("bad triples: lines 1 and 2:"), "{msg}");
 

@@ -213,13 +213,15 @@ fn example_trace_shapes() {
     assert_eq!(
         t.tool_trace,
         format!(
-            "lookup({}, birth_city) -> {}\nlookup({}, country) -> {country}\nAnswer: {country}",
+            "lookup({}, birth_city) -> {}\nlookup(#1, country) -> {country}\nAnswer: {country}",
             p.full_name(),
             city.name,
-            city.name
         )
     );
+    // The employer's founding year and the birth year, subtracted by reference.
     let a = tasks.iter().find(|t| t.id.contains("employer_age")).unwrap();
     assert!(a.trace.lines().rev().nth(1).unwrap().contains(" - "));
-    assert!(a.tool_trace.contains("calc("));
+    let lines: Vec<&str> = a.tool_trace.lines().collect();
+    assert!(lines[0].contains(", employer) -> ") && lines[1].starts_with("lookup(#1, founded) -> "), "{lines:?}");
+    assert_eq!(lines[3], format!("calc(#3 - #2) -> {}", a.answer));
 }
