@@ -11,6 +11,7 @@
 //! - [`eval`]: the question-answer format, greedy answers graded by the tasks' verifiers.
 //! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
 //! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
+//! - [`prefs`]: preference optimisation (DPO against a frozen reference, ORPO without one).
 //! - [`reward`]: an outcome reward model (a scalar head on the policy) trained on verified samples.
 //! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod eval;
 pub mod infer;
 pub mod optim;
+pub mod prefs;
 pub mod pretrain;
 pub mod reward;
 pub mod schedule;
