@@ -196,6 +196,21 @@ enum Command {
         #[command(flatten)]
         gen: GenFlags,
     },
+    /// Supervised fine-tuning of a checkpoint on JSONL examples (prompt/completion or chat
+    /// messages; only what the assistant writes is trained), optionally packed.
+    Sft {
+        /// Recipe: init, data, out_dir, [sft] (print one with --print-config).
+        #[arg(long, required_unless_present = "print_config")]
+        config: Option<PathBuf>,
+        /// Print an example recipe with the default settings and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Direct preference optimisation against a frozen reference, on JSONL pairs
+    /// {"prompt", "chosen", "rejected"}.
+    Dpo(PrefFlags),
+    /// Odds-ratio preference optimisation (no reference model), on JSONL pairs.
+    Orpo(PrefFlags),
     /// Parameter and FLOP counts of an architecture.
     Info {
         /// Recipe file whose [model] section to describe; default recipe if absent.
@@ -210,6 +225,71 @@ enum Command {
         #[command(subcommand)]
         mode: BenchMode,
     },
+}
+
+/// Flags of `ascent dpo` and `ascent orpo`.
+#[derive(Args, Clone)]
+struct PrefFlags {
+    /// Recipe: init, [reference], pairs, out_dir, [prefs] (print one with --print-config).
+    #[arg(long, required_unless_present = "print_config")]
+    config: Option<PathBuf>,
+    /// Continue the run in out_dir from its newest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Delete an earlier run's checkpoints in out_dir and start over.
+    #[arg(long, conflicts_with = "resume")]
+    fresh: bool,
+    /// Stop after this many steps, as if killed (for trying --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Print an example recipe with the default settings and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// Runs `ascent dpo` (`orpo = false`) or `ascent orpo`.
+fn run_prefs(f: PrefFlags, orpo: bool) -> Result<()> {
+    use train::prefs::Objective;
+    use train::stage::{read_toml, to_toml, PrefRun};
+    let name = if orpo { "orpo" } else { "dpo" };
+    if f.print_config {
+        let mut r = PrefRun::example();
+        if orpo {
+            r.prefs.objective = Objective::Orpo { lambda: 1.0 };
+            r.out_dir = "runs/orpo".into();
+        }
+        print!("{}", to_toml(&r));
+        return Ok(());
+    }
+    let path = f.config.expect("clap requires --config");
+    let run: PrefRun = read_toml(&path)?;
+    if (run.prefs.objective.name() == "orpo") != orpo {
+        anyhow::bail!(
+            "{}: [prefs] objective is {}; run `ascent {}` with it, or set objective.kind = \"{name}\"",
+            path.display(),
+            run.prefs.objective.name(),
+            run.prefs.objective.name()
+        );
+    }
+    if orpo && run.reference.is_some() {
+        anyhow::bail!("{}: ORPO uses no reference model; remove `reference`", path.display());
+    }
+    let pairs = run.load_pairs()?;
+    let opts = RunOptions { resume: f.resume, fresh: f.fresh, stop_after: f.stop_after, quiet: false };
+    let s = train::prefs::prefs(&run.init, run.reference.as_deref(), &pairs, &run.prefs, &run.out_dir, &opts)
+        .with_context(|| format!("{name} failed"))?;
+    println!(
+        "done: {} of {} steps (from step {}) on {} pairs in {:.1}s; loss {:.4} -> {:.4}",
+        s.resumed_from + s.losses.len(),
+        s.steps,
+        s.resumed_from,
+        s.pairs,
+        s.seconds,
+        s.first_loss,
+        s.last_loss
+    );
+    println!("checkpoint: {}", s.checkpoint.display());
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -316,6 +396,31 @@ fn main() -> Result<()> {
                 println!("checkpoint: {}", c.display());
             }
         }
+        Command::Sft { config, print_config } => {
+            use train::stage::{read_toml, to_toml, SftRun};
+            if print_config {
+                print!("{}", to_toml(&SftRun::example()));
+                return Ok(());
+            }
+            let path = config.expect("clap requires --config");
+            let run: SftRun = read_toml(&path)?;
+            let (examples, replay) = run.load_data()?;
+            let s = train::sft::sft(&run.init, &examples, &replay, &run.sft, &run.out_dir, false)
+                .context("fine-tuning failed")?;
+            println!(
+                "done: {} steps, {} examples seen ({} in the file), {} token positions in {:.1}s; loss {:.4} -> {:.4}",
+                s.steps,
+                s.examples_seen,
+                examples.len(),
+                s.tokens,
+                s.seconds,
+                s.first_loss,
+                s.last_loss
+            );
+            println!("checkpoint: {}", s.checkpoint.display());
+        }
+        Command::Dpo(f) => run_prefs(f, false)?,
+        Command::Orpo(f) => run_prefs(f, true)?,
         Command::World { seed, out, renderings, people, vocab, kb } => {
             use world::Knowledge;
             let w: Box<dyn Knowledge> = match &kb {

@@ -52,12 +52,24 @@ impl Norm {
     }
 }
 
-/// Per-forward constants shared by every layer: rotary tables and the causal mask.
+/// Per-forward constants shared by every layer: rotary tables and the attention mask.
 pub struct Context {
-    /// `(T, K/2)` cosines and sines at absolute positions `offset..offset+T`, if rotary.
-    rope: Option<(Tensor<2>, Tensor<2>)>,
-    /// `(G·T, S)`: true where a query must not see a key; `None` when nothing is masked.
-    mask: Option<Tensor<2, Bool>>,
+    /// `(1 or B, 1, T, K/2)` cosines and sines at each position's index, if rotary.
+    rope: Option<(Tensor<4>, Tensor<4>)>,
+    /// `(1 or B, 1, G·T, S)`: true where a query must not see a key; `None` when nothing is
+    /// masked.
+    mask: Option<Tensor<4, Bool>>,
+}
+
+/// `(R, K/2)` rotary cosines and sines at `positions` (R of them).
+fn rope_tables(theta: f64, k: usize, positions: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
+    // inv_freq[i] = theta^(-2i/K); angle[p, i] = p · inv_freq[i]
+    let inv: Vec<f32> = (0..k / 2).map(|i| (theta.powf(-(2.0 * i as f64) / k as f64)) as f32).collect();
+    let pos: Vec<f32> = positions.iter().map(|&p| p as f32).collect();
+    let inv = Tensor::<1>::from_floats(inv.as_slice(), device).reshape([1, k / 2]);
+    let pos = Tensor::<1>::from_floats(pos.as_slice(), device).reshape([positions.len(), 1]);
+    let ang = pos.matmul(inv); // (R, K/2)
+    (ang.clone().cos(), ang.sin())
 }
 
 impl Context {
@@ -65,13 +77,8 @@ impl Context {
         let k = cfg.head_dim();
         let rope = match cfg.position {
             Position::Rope { theta } => {
-                // inv_freq[i] = theta^(-2i/K); angle[t, i] = (offset + t) · inv_freq[i]
-                let inv: Vec<f32> = (0..k / 2).map(|i| (theta.powf(-(2.0 * i as f64) / k as f64)) as f32).collect();
-                let pos: Vec<f32> = (offset..offset + t).map(|p| p as f32).collect();
-                let inv = Tensor::<1>::from_floats(inv.as_slice(), device).reshape([1, k / 2]);
-                let pos = Tensor::<1>::from_floats(pos.as_slice(), device).reshape([t, 1]);
-                let ang = pos.matmul(inv); // (T, K/2)
-                Some((ang.clone().cos(), ang.sin()))
+                let (cos, sin) = rope_tables(theta, k, &(offset..offset + t).collect::<Vec<_>>(), device);
+                Some((cos.unsqueeze::<4>(), sin.unsqueeze::<4>()))
             }
             Position::Learned => None,
         };
@@ -86,18 +93,55 @@ impl Context {
                     m.extend((0..s).map(|j| j > offset + i));
                 }
             }
-            Tensor::<2, Bool>::from_bool(TensorData::new(m, [g * t, s]), device)
+            Tensor::<2, Bool>::from_bool(TensorData::new(m, [g * t, s]), device).unsqueeze::<4>()
         });
         Self { rope, mask }
     }
+
+    /// For rows that pack several documents: `docs[b][i]` is the document of position `i` of
+    /// row `b`. A query sees only earlier keys of its own document, and positions count from 0
+    /// at the start of each document, so every document is computed as if it were alone.
+    fn packed(cfg: &ModelConfig, docs: &[Vec<u32>], device: &Device) -> (Self, Vec<usize>) {
+        let (b, t) = (docs.len(), docs.first().map_or(0, Vec::len));
+        // A document is a run of equal ids: number the runs, and count positions within each.
+        let mut positions = Vec::with_capacity(b * t);
+        let mut runs: Vec<Vec<usize>> = Vec::with_capacity(b);
+        for row in docs {
+            let mut r = Vec::with_capacity(t);
+            for i in 0..t {
+                let same = i > 0 && row[i] == row[i - 1];
+                r.push(if same { r[i - 1] } else { i });
+                positions.push(if same { positions[positions.len() - 1] + 1 } else { 0 });
+            }
+            runs.push(r);
+        }
+        let k = cfg.head_dim();
+        let rope = match cfg.position {
+            Position::Rope { theta } => {
+                let (cos, sin) = rope_tables(theta, k, &positions, device);
+                Some((cos.reshape([b, 1, t, k / 2]), sin.reshape([b, 1, t, k / 2])))
+            }
+            Position::Learned => None,
+        };
+        let g = cfg.n_heads / cfg.n_kv_heads;
+        let mut m = Vec::with_capacity(b * g * t * t);
+        for row in &runs {
+            for _ in 0..g {
+                for i in 0..t {
+                    m.extend((0..t).map(|j| j > i || row[j] != row[i]));
+                }
+            }
+        }
+        let mask = Tensor::<1, Bool>::from_bool(TensorData::new(m, [b * g * t * t]), device).reshape([b, 1, g * t, t]);
+        (Self { rope, mask: Some(mask) }, positions)
+    }
 }
 
-/// Rotate-half RoPE: `(B, _, T, K) -> (B, _, T, K)`.
-fn apply_rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+/// Rotate-half RoPE: `(B, _, T, K) -> (B, _, T, K)` with `cos, sin: (1 or B, 1, T, K/2)`.
+fn apply_rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     let [_, _, _, k] = x.dims();
     let h = k / 2;
-    let cos = cos.clone().unsqueeze::<4>(); // (1, 1, T, K/2)
-    let sin = sin.clone().unsqueeze::<4>();
+    let (cos, sin) = (cos.clone(), sin.clone());
     let x1 = x.clone().narrow(3, 0, h);
     let x2 = x.narrow(3, h, h);
     Tensor::cat(vec![x1.clone() * cos.clone() - x2.clone() * sin.clone(), x1 * sin + x2 * cos], 3)
@@ -178,7 +222,7 @@ impl Attention {
         let q = q.reshape([b, n, g * t, k_dim]); // (B, N, G·T, K)
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (k_dim as f64).sqrt()); // (B, N, G·T, S)
         let scores = match &ctx.mask {
-            Some(m) => scores.mask_fill(m.clone().unsqueeze::<4>(), f32::NEG_INFINITY),
+            Some(m) => scores.mask_fill(m.clone(), f32::NEG_INFINITY),
             None => scores,
         };
         let y = softmax(scores, 3).matmul(v); // (B, N, G·T, K)
@@ -372,6 +416,45 @@ impl Transformer {
         self.norm.forward(x)
     }
 
+    /// Hidden states after the final norm of rows that pack several documents (see
+    /// [`Transformer::forward_packed`]).
+    fn hidden_packed(&self, tokens: Tensor<2, Int>, docs: &[Vec<u32>]) -> Tensor<3> {
+        let [b, t] = tokens.dims();
+        assert!(
+            docs.len() == b && docs.iter().all(|r| r.len() == t),
+            "document ids must be one per token: tokens are {b}×{t}"
+        );
+        let device = tokens.device();
+        let (ctx, positions) = Context::packed(&self.cfg, docs, &device);
+        let mut x = self.embed_tokens.forward(tokens); // (B, T, D)
+        if let Some(pos) = &self.embed_positions {
+            let longest = positions.iter().copied().max().unwrap_or(0);
+            assert!(
+                longest < self.cfg.max_seq_len,
+                "a document of {} positions exceeds max_seq_len {} of a learned-position model",
+                longest + 1,
+                self.cfg.max_seq_len
+            );
+            let ids: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * t]), &device);
+            let d = self.cfg.d_model;
+            x = x + pos.weight.val().select(0, ids).reshape([b, t, d]);
+        }
+        for layer in &self.layers {
+            x = layer.forward(x, &ctx, None);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Logits of rows that pack several documents one after another: `docs[b][i]` names the
+    /// document of position `i` of row `b` (any ids; a document is a run of equal ids). Each
+    /// document attends only to itself and its positions count from 0, so its logits are those
+    /// of the document alone. `(B, T)` → `(B, T, V)`.
+    pub fn forward_packed(&self, tokens: Tensor<2, Int>, docs: &[Vec<u32>]) -> Tensor<3> {
+        let x = self.hidden_packed(tokens, docs);
+        self.head(x)
+    }
+
     /// Project hidden states to vocabulary logits: `(B, T, D)` → `(B, T, V)`.
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
@@ -411,6 +494,18 @@ impl Transformer {
     pub fn loss(&self, tokens: Tensor<2, Int>, targets: Tensor<2, Int>, weights: Option<Tensor<2>>) -> Tensor<1> {
         let logits = self.forward(tokens); // (B, T, V)
         token_cross_entropy(logits, targets, weights)
+    }
+
+    /// [`Transformer::loss`] over rows that pack several documents ([`Transformer::forward_packed`]).
+    pub fn loss_packed(
+        &self,
+        tokens: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        weights: Tensor<2>,
+        docs: &[Vec<u32>],
+    ) -> Tensor<1> {
+        let logits = self.forward_packed(tokens, docs);
+        token_cross_entropy(logits, targets, Some(weights))
     }
 }
 

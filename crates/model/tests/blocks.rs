@@ -1,5 +1,6 @@
 //! Gradient checks by finite differences for every architecture variant, the KV cache against
-//! full recomputation, seeding, and the safetensors loader's refusals.
+//! full recomputation, packed documents against each document alone, seeding, and the
+//! safetensors loader's refusals.
 
 use std::collections::HashMap;
 
@@ -152,6 +153,52 @@ fn kv_cache_matches_full_recomputation() {
             assert!(diff < 1e-4, "{}: cached logits at position {} differ by {diff}", cfg.summary(), start + len - 1);
         }
         assert_eq!(cache.len, t);
+    }
+}
+
+#[test]
+fn packed_documents_see_only_themselves() {
+    // Three documents in one row (the third a second run of the first's id) and one in
+    // another, padded: each document's logits equal those of the document alone.
+    for cfg in [
+        tiny(41),
+        ModelConfig { n_kv_heads: 1, position: Position::Learned, ..tiny(41) },
+        ModelConfig { n_kv_heads: 4, ..tiny(41) },
+        ModelConfig::gpt2(41, 16, 2, 2, 12),
+    ] {
+        let device = Device::flex();
+        let model = Transformer::seeded(&cfg, &device, 5);
+        let docs: [&[i64]; 4] = [&[3, 9, 4, 7, 1], &[12, 5, 8], &[2, 2, 30, 6], &[11, 13, 17, 19, 23, 29, 31]];
+        let rows: [(Vec<usize>, Vec<u32>); 2] = [(vec![0, 1, 2], vec![0, 1, 0]), (vec![3], vec![5])];
+        let t = 12;
+        let mut tokens = Vec::new();
+        let mut ids = Vec::new();
+        for (which, names) in &rows {
+            let mut row_ids = Vec::new();
+            for (&d, &name) in which.iter().zip(names) {
+                tokens.extend_from_slice(docs[d]);
+                row_ids.extend(std::iter::repeat_n(name, docs[d].len()));
+            }
+            let pad = t - row_ids.len();
+            tokens.extend(std::iter::repeat_n(0i64, pad));
+            row_ids.extend(std::iter::repeat_n(99, pad));
+            ids.push(row_ids);
+        }
+        let x = Tensor::<2, Int>::from_data(TensorData::new(tokens, [2, t]), &device);
+        let packed = model.forward_packed(x, &ids).try_into_vec_as::<f32>().unwrap();
+        let v = cfg.vocab_size;
+        for (r, (which, _)) in rows.iter().enumerate() {
+            let mut at = 0;
+            for &d in which {
+                let n = docs[d].len();
+                let alone = Tensor::<2, Int>::from_data(TensorData::new(docs[d].to_vec(), [1, n]), &device);
+                let alone = model.forward(alone).try_into_vec_as::<f32>().unwrap();
+                let got = &packed[(r * t + at) * v..(r * t + at + n) * v];
+                let worst = got.iter().zip(&alone).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-4, "{}: document {d} differs by {worst}", cfg.summary());
+                at += n;
+            }
+        }
     }
 }
 

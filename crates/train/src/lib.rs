@@ -7,7 +7,9 @@
 //! - [`optim`], [`schedule`]: AdamW with global-norm clipping; constant / cosine / WSD.
 //! - [`checkpoint`]: the on-disk checkpoint format.
 //! - [`pretrain`]: the loop.
-//! - [`sft`]: supervised fine-tuning on (prompt, completion) examples with replay.
+//! - [`sft`]: supervised fine-tuning on (prompt, completion) examples with replay and packing.
+//! - [`sftdata`]: fine-tuning JSONL files (prompt/completion or chat messages) as examples.
+//! - [`stage`]: the TOML recipes of `ascent sft` and `ascent dpo|orpo`, and preference-pair files.
 //! - [`eval`]: the question-answer format, greedy answers graded by the tasks' verifiers.
 //! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
 //! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
@@ -29,6 +31,8 @@ pub mod pretrain;
 pub mod reward;
 pub mod schedule;
 pub mod sft;
+pub mod sftdata;
+pub mod stage;
 pub mod testtime;
 
 pub use config::PretrainConfig;

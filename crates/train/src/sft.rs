@@ -92,6 +92,12 @@ pub struct SftConfig {
     /// Linear warmup steps, then cosine decay to `min_lr_ratio · lr`.
     pub warmup_steps: usize,
     pub min_lr_ratio: f64,
+    /// Pack several examples into each example row (as many as fit, drawn at random), each
+    /// attending only to itself ([`model::Transformer::forward_packed`]), instead of one
+    /// example per row padded to the longest. (Left out of the written config when off, so
+    /// configs written before it existed read and hash the same.)
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pack: bool,
 }
 
 impl Default for SftConfig {
@@ -104,6 +110,50 @@ impl Default for SftConfig {
             optim: OptimSection { lr: 1e-3, ..OptimSection::default() },
             warmup_steps: 10,
             min_lr_ratio: 0.1,
+            pack: false,
+        }
+    }
+}
+
+/// Draws that may not fit the rest of a packed row before the row is closed.
+const PACK_MISSES: usize = 4;
+
+/// One training row: inputs, targets, weights, and each position's document (for packing).
+struct RowBuf {
+    x: Vec<i64>,
+    y: Vec<i64>,
+    w: Vec<f32>,
+    doc: Vec<u32>,
+}
+
+impl RowBuf {
+    fn with_capacity(seq: usize) -> Self {
+        Self {
+            x: Vec::with_capacity(seq),
+            y: Vec::with_capacity(seq),
+            w: Vec::with_capacity(seq),
+            doc: Vec::with_capacity(seq),
+        }
+    }
+
+    /// Appends the predictions of one example (`ids[j]` predicts `ids[j + 1]`, counted where the
+    /// model is to write that token), at most `room` of them, as document `doc`.
+    fn push_example(&mut self, ids: &[u32], trained: &[bool], room: usize, doc: u32) {
+        for j in 0..ids.len().saturating_sub(1).min(room) {
+            self.x.push(ids[j] as i64);
+            self.y.push(ids[j + 1] as i64);
+            self.w.push(if trained[j + 1] { 1.0 } else { 0.0 });
+            self.doc.push(doc);
+        }
+    }
+
+    /// Pads to `seq` positions (weight 0, a document of their own).
+    fn pad_to(&mut self, seq: usize, pad: u32) {
+        while self.x.len() < seq {
+            self.x.push(pad as i64);
+            self.y.push(pad as i64);
+            self.w.push(0.0);
+            self.doc.push(u32::MAX);
         }
     }
 }
@@ -133,6 +183,8 @@ pub struct SftSummary {
     pub steps: usize,
     /// Token positions processed (rows × sequence length × steps).
     pub tokens: u64,
+    /// Examples drawn into rows over the run (several per row when packing).
+    pub examples_seen: usize,
     pub flops: f64,
     pub seconds: f64,
     /// Mean loss of the first and last tenth of the steps.
@@ -204,40 +256,64 @@ pub fn sft(
     );
     let started = Instant::now();
     let mut losses = Vec::with_capacity(cfg.steps);
+    let mut examples_seen = 0usize;
     for step in 0..cfg.steps {
-        let mut x = Vec::with_capacity(cfg.batch_size * seq);
-        let mut y = Vec::with_capacity(cfg.batch_size * seq);
-        let mut w = Vec::with_capacity(cfg.batch_size * seq);
+        let mut batch: Vec<RowBuf> = Vec::with_capacity(cfg.batch_size);
         for _ in 0..n_sft {
-            let (ids, trained) = &rows[rng.random_range(0..rows.len())];
-            for j in 0..seq {
-                let inp = ids.get(j).copied().unwrap_or(pad);
-                let tgt = ids.get(j + 1).copied();
-                x.push(inp as i64);
-                y.push(tgt.unwrap_or(pad) as i64);
-                // Position j predicts token j + 1: it counts when the model is to write that token.
-                w.push(if trained.get(j + 1).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
+            let mut row = RowBuf::with_capacity(seq);
+            let mut doc = 0u32;
+            let mut misses = 0;
+            loop {
+                let (ids, trained) = &rows[rng.random_range(0..rows.len())];
+                let need = ids.len().saturating_sub(1).min(seq);
+                if doc > 0 && row.x.len() + need > seq {
+                    // Too long for what is left: draw again, a few times, before closing the row.
+                    misses += 1;
+                    if misses > PACK_MISSES {
+                        break;
+                    }
+                    continue;
+                }
+                row.push_example(ids, trained, seq - row.x.len(), doc);
+                examples_seen += 1;
+                doc += 1;
+                if !cfg.pack || row.x.len() >= seq {
+                    break;
+                }
             }
+            row.pad_to(seq, pad);
+            batch.push(row);
         }
         for _ in 0..n_replay {
             let s = rng.random_range(0..stream.len() - seq - 1);
-            x.extend(stream[s..s + seq].iter().map(|&t| t as i64));
-            y.extend(stream[s + 1..s + seq + 1].iter().map(|&t| t as i64));
-            w.extend(std::iter::repeat_n(1.0f32, seq));
+            batch.push(RowBuf {
+                x: stream[s..s + seq].iter().map(|&t| t as i64).collect(),
+                y: stream[s + 1..s + seq + 1].iter().map(|&t| t as i64).collect(),
+                w: vec![1.0; seq],
+                doc: vec![0; seq],
+            });
         }
         // Shards take contiguous rows: deal example and replay rows evenly across them.
+        let batch = interleave(batch, shards);
         let shape = [cfg.batch_size, seq];
-        let (x, y, w) = interleave(x, y, w, n_sft, n_replay, shards, seq);
-        let x = Tensor::<2, Int>::from_data(TensorData::new(x, shape), &train_device);
-        let y = Tensor::<2, Int>::from_data(TensorData::new(y, shape), &train_device);
+        let flat = |f: fn(&RowBuf) -> &[i64]| batch.iter().flat_map(|r| f(r).iter().copied()).collect::<Vec<i64>>();
+        let x = Tensor::<2, Int>::from_data(TensorData::new(flat(|r| &r.x), shape), &train_device);
+        let y = Tensor::<2, Int>::from_data(TensorData::new(flat(|r| &r.y), shape), &train_device);
+        let w: Vec<f32> = batch.iter().flat_map(|r| r.w.iter().copied()).collect();
         let w = Tensor::<2>::from_data(TensorData::new(w, shape), &train_device);
+        let docs: Vec<Vec<u32>> = batch.into_iter().map(|r| r.doc).collect();
         let per = cfg.batch_size / shards;
         let (mut grads, shard_losses) = sharded_grads(&model, shards, 1.0, |i, m| {
-            m.loss(
+            let (x, y, w) = (
                 x.clone().narrow(0, i * per, per),
                 y.clone().narrow(0, i * per, per),
-                Some(w.clone().narrow(0, i * per, per)),
-            )
+                w.clone().narrow(0, i * per, per),
+            );
+            if cfg.pack {
+                m.loss_packed(x, y, w, &docs[i * per..(i + 1) * per])
+            } else {
+                m.loss(x, y, Some(w))
+            }
         });
         clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
         let lr = lr_at(&schedule, cfg.optim.lr, step, cfg.steps);
@@ -284,6 +360,7 @@ pub fn sft(
     Ok(SftSummary {
         steps: cfg.steps,
         tokens,
+        examples_seen,
         flops: mcfg.train_flops_per_token(seq) as f64 * tokens as f64,
         seconds,
         first_loss: mean(&losses[..tenth]),
@@ -293,25 +370,13 @@ pub fn sft(
     })
 }
 
-/// Reorders rows (first `n_sft` example rows, then `n_replay` replay rows) so that every shard
-/// of contiguous rows gets its share of both kinds.
-fn interleave(
-    x: Vec<i64>,
-    y: Vec<i64>,
-    w: Vec<f32>,
-    n_sft: usize,
-    n_replay: usize,
-    shards: usize,
-    seq: usize,
-) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
-    let n = n_sft + n_replay;
-    // Row order: deal rows round-robin to shards, then lay shards out one after another.
-    let mut per_shard: Vec<Vec<usize>> = vec![Vec::new(); shards];
-    for (k, r) in (0..n_sft).chain(n_sft..n).enumerate() {
+/// Reorders rows (first `n_sft` example rows, then the replay rows) so that every shard of
+/// contiguous rows gets its share of both kinds: rows are dealt round-robin to the shards, and
+/// the shards laid out one after another.
+fn interleave<T>(rows: Vec<T>, shards: usize) -> Vec<T> {
+    let mut per_shard: Vec<Vec<T>> = (0..shards).map(|_| Vec::new()).collect();
+    for (k, r) in rows.into_iter().enumerate() {
         per_shard[k % shards].push(r);
     }
-    let order: Vec<usize> = per_shard.into_iter().flatten().collect();
-    let pick = |v: &[i64]| order.iter().flat_map(|&r| v[r * seq..(r + 1) * seq].iter().copied()).collect::<Vec<_>>();
-    let wv = order.iter().flat_map(|&r| w[r * seq..(r + 1) * seq].iter().copied()).collect();
-    (pick(&x), pick(&y), wv)
+    per_shard.into_iter().flatten().collect()
 }

@@ -92,6 +92,48 @@ fn sft_teaches_traces_that_evaluation_grades_correct() {
 }
 
 #[test]
+fn packed_sft_fits_several_examples_per_row_and_learns() {
+    let w = small_world();
+    let tok = world_tokenizer(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let init = random_checkpoint(&dir.path().join("init"), &tok);
+    // Short direct answers and long traces: one example per row pads most of each row.
+    let tasks: Vec<world::Task> = w.tasks_in(Split::Train).into_iter().take(40).collect();
+    let mut examples: Vec<Example> = tasks
+        .iter()
+        .map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Direct), format!(" {}", t.answer)))
+        .collect();
+    examples.extend(
+        tasks.iter().take(4).map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Trace), t.trace.clone())),
+    );
+    let cfg = |pack| SftConfig {
+        steps: 60,
+        batch_size: 8,
+        replay_fraction: 0.0,
+        warmup_steps: 5,
+        pack,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..SftConfig::default()
+    };
+    let plain = sft(&init, &examples, &[], &cfg(false), &dir.path().join("plain"), true).unwrap();
+    let packed = sft(&init, &examples, &[], &cfg(true), &dir.path().join("packed"), true).unwrap();
+    assert_eq!(plain.examples_seen, 60 * 8);
+    assert!(2 * packed.examples_seen >= 3 * plain.examples_seen, "{} examples packed", packed.examples_seen);
+    assert_eq!(packed.tokens, plain.tokens, "the same rows of the same length");
+    assert!(packed.last_loss < 0.5 * packed.first_loss, "{} -> {}", packed.first_loss, packed.last_loss);
+    // Seeing more examples per step, it fits them better in the same steps.
+    let device = engine::device(Backend::Cpu).unwrap();
+    let mean_nll = |dir: &std::path::Path| {
+        let (m, _, _) = eval::load_for_inference(dir, &device).unwrap();
+        let rows: Vec<_> = examples.iter().map(|e| e.tokens(&tok).unwrap()).collect();
+        let n: usize = rows.iter().map(|(_, t)| t.iter().filter(|x| **x).count()).sum();
+        -train::prefs::row_logps(&m, &rows, 16, &device).iter().sum::<f64>() / n as f64
+    };
+    let (a, b) = (mean_nll(&plain.checkpoint), mean_nll(&packed.checkpoint));
+    assert!(b < a, "per-token NLL on the examples: packed {b}, one per row {a}");
+}
+
+#[test]
 fn forced_ranges_are_read_but_not_trained() {
     let w = small_world();
     let tok = world_tokenizer(&w);

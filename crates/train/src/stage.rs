@@ -1,0 +1,172 @@
+//! Post-training stages as files drive them: `ascent sft --config` and `ascent dpo|orpo --config`
+//! read one of these TOML recipes (the checkpoint to start from, the data, the output folder,
+//! and the stage's settings), and the data from JSONL.
+//!
+//! ```toml
+//! init = "runs/pretrain/checkpoints/step-003200"
+//! data = "data/sft.jsonl"          # prompt/completion or chat messages (train::sftdata)
+//! out_dir = "runs/sft"
+//! [sft]
+//! steps = 300
+//! pack = true
+//! ```
+//!
+//! ```toml
+//! init = "runs/sft/checkpoints/step-000300"
+//! pairs = "data/pairs.jsonl"       # {"prompt", "chosen", "rejected"} per line
+//! out_dir = "runs/dpo"
+//! # reference = "..."              # DPO's frozen reference; default: init
+//! [prefs]
+//! objective = { kind = "dpo", beta = 0.1 }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io_err, TrainError};
+use crate::prefs::{Pair, PrefConfig};
+use crate::sft::{Example, SftConfig};
+
+/// `ascent sft --config`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SftRun {
+    /// Checkpoint folder to start from.
+    pub init: PathBuf,
+    /// JSONL examples ([`crate::sftdata`]).
+    pub data: PathBuf,
+    pub out_dir: PathBuf,
+    /// Plain-text documents (separated by blank lines) replayed with the examples, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
+    #[serde(default)]
+    pub sft: SftConfig,
+}
+
+/// `ascent dpo|orpo --config`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrefRun {
+    pub init: PathBuf,
+    /// DPO's frozen reference (default: `init`); stepwise DPO names the previous round here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<PathBuf>,
+    /// JSONL pairs: `{"prompt", "chosen", "rejected"[, "chosen_forced", "rejected_forced"]}`.
+    pub pairs: PathBuf,
+    pub out_dir: PathBuf,
+    #[serde(default)]
+    pub prefs: PrefConfig,
+}
+
+/// Reads a TOML recipe; errors name the file.
+pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, "cannot read config", e))?;
+    toml::from_str(&text).map_err(|e| TrainError::Toml { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// A recipe as commented-free TOML (for `--print-config`).
+pub fn to_toml<T: Serialize>(value: &T) -> String {
+    toml::to_string(value).expect("recipes serialise to TOML")
+}
+
+impl SftRun {
+    /// An example recipe with the default settings.
+    pub fn example() -> Self {
+        Self {
+            init: "runs/pretrain/checkpoints/step-003200".into(),
+            data: "data/sft.jsonl".into(),
+            out_dir: "runs/sft".into(),
+            replay: None,
+            sft: SftConfig { pack: true, ..SftConfig::default() },
+        }
+    }
+
+    /// The examples and replay documents the recipe names.
+    pub fn load_data(&self) -> Result<(Vec<Example>, Vec<String>), TrainError> {
+        let text = std::fs::read_to_string(&self.data).map_err(|e| io_err(&self.data, "cannot read examples", e))?;
+        let examples = crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())?;
+        let replay = match &self.replay {
+            Some(p) => crate::corpus::from_file(p)?,
+            None => Vec::new(),
+        };
+        Ok((examples, replay))
+    }
+}
+
+impl PrefRun {
+    pub fn example() -> Self {
+        Self {
+            init: "runs/sft/checkpoints/step-000200".into(),
+            reference: None,
+            pairs: "data/pairs.jsonl".into(),
+            out_dir: "runs/dpo".into(),
+            prefs: PrefConfig::default(),
+        }
+    }
+
+    /// The pairs the recipe names; every bad line is named.
+    pub fn load_pairs(&self) -> Result<Vec<Pair>, TrainError> {
+        let text = std::fs::read_to_string(&self.pairs).map_err(|e| io_err(&self.pairs, "cannot read pairs", e))?;
+        read_pairs(&text, &self.pairs.display().to_string())
+    }
+}
+
+/// Pairs from JSONL text (`path` names it in errors). Blank lines are skipped.
+pub fn read_pairs(text: &str, path: &str) -> Result<Vec<Pair>, TrainError> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Pair>(line) {
+            Ok(p) => out.push(p),
+            Err(e) => problems
+                .push(format!("{path}:{}: not a pair ({e}); expected {{\"prompt\", \"chosen\", \"rejected\"}}", i + 1)),
+        }
+        if problems.len() >= 10 {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(TrainError::Data(problems.join("\n")));
+    }
+    if out.is_empty() {
+        return Err(TrainError::Data(format!("{path}: no pairs")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prefs::Objective;
+
+    #[test]
+    fn recipes_round_trip_and_bad_ones_are_named() {
+        for text in [to_toml(&SftRun::example()), to_toml(&PrefRun::example())] {
+            assert!(text.contains("init = "), "{text}");
+        }
+        let back: PrefRun = toml::from_str(&to_toml(&PrefRun::example())).unwrap();
+        assert_eq!(back, PrefRun::example());
+        let orpo: PrefRun = toml::from_str(
+            "init = \"a\"\npairs = \"p.jsonl\"\nout_dir = \"o\"\n[prefs]\nobjective = { kind = \"orpo\", lambda = 0.5 }\nsteps = 10\n",
+        )
+        .unwrap();
+        assert_eq!((orpo.prefs.objective, orpo.prefs.steps), (Objective::Orpo { lambda: 0.5 }, 10));
+        assert!(toml::from_str::<SftRun>("init = \"a\"\ndata = \"d\"\nout_dir = \"o\"\nstep = 3\n").is_err());
+        let e = read_pairs(
+            "{\"prompt\": \"Q\", \"chosen\": \" A\", \"rejected\": \" B\"}\n{\"prompt\": \"Q\"}\n",
+            "p.jsonl",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("p.jsonl:2: not a pair"), "{e}");
+        assert_eq!(
+            read_pairs("{\"prompt\": \"Q\", \"chosen\": \" A\", \"rejected\": \" B\"}\n", "p").unwrap().len(),
+            1
+        );
+    }
+}
