@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md and the issue notes); `large` is for a GPU.
 
 use serde::{Deserialize, Serialize};
+use train::prefs::PrefConfig;
 use train::reward::RewardConfig;
 use train::sft::SftConfig;
 
@@ -50,6 +51,12 @@ pub struct Preset {
     /// The outcome reward model of the `best-of-n-rm` rung, trained on `samples / 2` sampled
     /// answers per train question.
     pub reward: RewardConfig,
+    /// The preference-optimisation rung (named after its objective, `dpo` or `orpo`), from
+    /// `cot-sft`, on pairs from `pref_samples` sampled answers per train question.
+    pub prefs: PrefConfig,
+    pub pref_samples: usize,
+    /// Passes over the pairs (sets `prefs.steps` once the pairs are known; 0 = use it as is).
+    pub pref_epochs: f64,
     /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
     pub eval_per_family: usize,
     /// Prompts decoded together per thread.
@@ -63,6 +70,15 @@ impl Preset {
     /// The preset called `name`.
     pub fn named(name: &str) -> Result<Self, LadderError> {
         let base_sft = SftConfig::default();
+        // DPO at β 0.1 from the reasoning model, at a rate well below its fine-tuning rate.
+        let default_prefs = PrefConfig {
+            steps: 200,
+            batch_size: 8,
+            optim: train::config::OptimSection { lr: 2e-4, weight_decay: 0.0, ..Default::default() },
+            warmup_steps: 10,
+            checkpoint_every: 50,
+            ..PrefConfig::default()
+        };
         Ok(match name {
             "smoke" => Self {
                 name: name.into(),
@@ -86,6 +102,15 @@ impl Preset {
                 fictional: 2,
                 tool_fictional: 2,
                 reward: RewardConfig { steps: 10, batch_size: 8, warmup_steps: 2, ..RewardConfig::default() },
+                prefs: PrefConfig {
+                    steps: 4,
+                    batch_size: 4,
+                    warmup_steps: 1,
+                    checkpoint_every: 2,
+                    ..PrefConfig::default()
+                },
+                pref_samples: 4,
+                pref_epochs: 0.0,
                 eval_per_family: 8,
                 eval_batch: 16,
             },
@@ -138,6 +163,11 @@ impl Preset {
                 // 4 copies: arithmetic 92%, inverse 28%; 8: 96%, 75% (same 1,200 steps).
                 tool_fictional: 8,
                 reward: RewardConfig::default(),
+                prefs: default_prefs.clone(),
+                pref_samples: 4,
+                // Two passes, as DPO is usually run (200 fixed steps were 10 passes over the
+                // 160 pairs of the default run and cost 20 points: see the notes).
+                pref_epochs: 2.0,
                 eval_per_family: 0,
                 eval_batch: 32,
             },
@@ -163,6 +193,9 @@ impl Preset {
                 fictional: 2,
                 tool_fictional: 8,
                 reward: RewardConfig::default(),
+                prefs: PrefConfig { batch_size: 16, ..default_prefs },
+                pref_samples: 4,
+                pref_epochs: 2.0,
                 eval_per_family: 0,
                 eval_batch: 64,
             },

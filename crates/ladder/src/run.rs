@@ -509,6 +509,25 @@ fn paired(dir: &Path, reference: &Path) -> Option<(usize, usize, f64)> {
     Some((better, worse, testtime::mcnemar(better, worse)))
 }
 
+/// Preference pairs from sampled answers to the train questions: per question, up to two pairs,
+/// each a right answer whose every step checks against the knowledge (or, failing that, any
+/// right answer) chosen over a wrong one. The prompt is the question in `mode`.
+fn preference_pairs(tasks: &[Task], draws: &[testtime::Draws], mode: AnswerMode) -> Vec<train::prefs::Pair> {
+    let questions: BTreeMap<&str, &str> = tasks.iter().map(|t| (t.id.as_str(), t.question.as_str())).collect();
+    let mut out = Vec::new();
+    for t in draws {
+        let Some(q) = questions.get(t.id.as_str()) else { continue };
+        let sound = |d: &&testtime::Draw| d.steps > 0 && d.true_steps == d.steps;
+        let mut right: Vec<&testtime::Draw> = t.draws.iter().filter(|d| d.correct).collect();
+        right.sort_by_key(|d| !sound(d)); // stable: sound ones first, in draw order
+        let wrong: Vec<&testtime::Draw> = t.draws.iter().filter(|d| !d.correct).collect();
+        for (c, r) in right.iter().zip(&wrong).take(2) {
+            out.push(train::prefs::Pair::new(eval::prompt(q, mode), c.completion.clone(), r.completion.clone()));
+        }
+    }
+    out
+}
+
 /// Trains an outcome reward model on the policy's own verified answers to the train questions
 /// (`k / 2` samples each, at least 2), scores every draw of `draws` with it, and returns what
 /// to report: the training summary and the AUC of its scores on the held-out draws.
@@ -780,6 +799,72 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
         Stage::TestTime { .. } => {
             let parent = x.parent.expect("a test-time rung has a parent");
             (parent.checkpoint.clone(), 0, 0.0, parent.report.model.clone(), parent.report.params, 0.0)
+        }
+        Stage::Prefs { samples, sampling, config, epochs, .. } => {
+            let parent = x.parent.expect("a preference rung has a parent");
+            let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
+            let (policy, tok, _) = eval::load_for_inference(&parent.checkpoint, &device)?;
+            let mode = x.spec.answer_mode;
+            let (draws, sample_seconds) = testtime::sample_tasks(
+                &policy,
+                &tok,
+                x.train_tasks,
+                mode,
+                *samples,
+                sampling,
+                x.preset.eval_batch,
+                x.kb_index,
+                &device,
+            )?;
+            let pairs = preference_pairs(x.train_tasks, &draws, mode);
+            extra.insert("pairs".into(), serde_json::json!(pairs.len()));
+            extra.insert("sample_seconds".into(), serde_json::json!(sample_seconds));
+            let right = draws.iter().flat_map(|t| &t.draws).filter(|d| d.correct).count();
+            let all = draws.iter().map(|t| t.draws.len()).sum::<usize>().max(1);
+            extra.insert("train_samples_correct".into(), serde_json::json!(right as f64 / all as f64));
+            if pairs.is_empty() {
+                // Nothing to prefer (every sample right, or every one wrong): the rung is the
+                // parent's model, and says so.
+                tracing::warn!(
+                    "rung {}: no train question had both a right and a wrong sample; not trained",
+                    x.spec.name
+                );
+                extra.insert(
+                    "not_trained".into(),
+                    serde_json::json!("no train question had both a right and a wrong sampled answer"),
+                );
+                (parent.checkpoint.clone(), 0, 0.0, parent.report.model.clone(), parent.report.params, 0.0)
+            } else {
+                let mut config = config.clone();
+                if *epochs > 0.0 {
+                    config.steps = ((epochs * pairs.len() as f64) / config.batch_size as f64).ceil().max(2.0) as usize;
+                    config.warmup_steps = config.warmup_steps.min(config.steps / 10);
+                }
+                extra.insert("steps".into(), serde_json::json!(config.steps));
+                let resume = checkpoint::latest(&train_dir).is_some();
+                let s = train::prefs::prefs(
+                    &parent.checkpoint,
+                    None,
+                    &pairs,
+                    &config,
+                    &train_dir,
+                    &RunOptions { resume, quiet: x.opts.quiet, ..Default::default() },
+                )?;
+                extra.insert("loss_first".into(), serde_json::json!(s.first_loss));
+                extra.insert("loss_last".into(), serde_json::json!(s.last_loss));
+                // Tokens: both answers of every pair drawn, each with its prompt.
+                let mean_row = pairs
+                    .iter()
+                    .map(|p| {
+                        let prompt = tok.encode(&p.prompt).len();
+                        2 * prompt + tok.encode(&p.chosen).len() + tok.encode(&p.rejected).len()
+                    })
+                    .sum::<usize>() as f64
+                    / pairs.len() as f64;
+                let tokens = (config.steps as f64 * config.batch_size as f64 * mean_row) as u64;
+                let flops = 6.0 * parent.report.params as f64 * tokens as f64;
+                (s.checkpoint, tokens, flops, parent.report.model.clone(), parent.report.params, 0.0)
+            }
         }
     };
 
@@ -1073,5 +1158,52 @@ mod tests {
         assert_eq!(relative_to(Path::new("out/rungs/05-self-consistency/train/x"), rung), Path::new("train/x"));
         assert_eq!(relative_to(Path::new("out/rungs/04-cot-sft/train/x"), rung), Path::new("../04-cot-sft/train/x"));
         assert_eq!(relative_to(Path::new("/elsewhere/x"), Path::new("out/r")), Path::new("/elsewhere/x"));
+    }
+
+    #[test]
+    fn preference_pairs_put_a_sound_right_answer_over_a_wrong_one() {
+        let w = world::World::generate(&world::WorldConfig { seed: 3, people: 8, ..Default::default() }).unwrap();
+        let tasks: Vec<Task> = w.tasks_in(Split::Train).into_iter().take(3).collect();
+        let draw = |text: &str, correct: bool, steps: usize, true_steps: usize| testtime::Draw {
+            completion: text.into(),
+            predicted: None,
+            correct,
+            tokens: 1,
+            steps,
+            true_steps,
+            grounded: true,
+            score: None,
+        };
+        let draws_of = |i: usize, d: Vec<testtime::Draw>| testtime::Draws {
+            id: tasks[i].id.clone(),
+            family: String::new(),
+            hops: 1,
+            split: "train".into(),
+            gold: tasks[i].answer.clone(),
+            draws: d,
+        };
+        let draws = vec![
+            // Right (one with a false step), right and sound, wrong, wrong, wrong: two pairs, the
+            // sound right answer first.
+            draws_of(
+                0,
+                vec![
+                    draw("r1", true, 2, 1),
+                    draw("r2", true, 2, 2),
+                    draw("w1", false, 2, 0),
+                    draw("w2", false, 2, 2),
+                    draw("w3", false, 1, 0),
+                ],
+            ),
+            // All right: nothing to prefer.
+            draws_of(1, vec![draw("r", true, 1, 1), draw("r", true, 1, 1)]),
+            // One of each.
+            draws_of(2, vec![draw("w", false, 1, 0), draw("r", true, 1, 1)]),
+        ];
+        let pairs = preference_pairs(&tasks, &draws, AnswerMode::Trace);
+        let got: Vec<(&str, &str)> = pairs.iter().map(|p| (p.chosen.as_str(), p.rejected.as_str())).collect();
+        assert_eq!(got, [("r2", "w1"), ("r1", "w2"), ("r", "w")]);
+        assert_eq!(pairs[0].prompt, eval::prompt(&tasks[0].question, AnswerMode::Trace));
+        assert_eq!(pairs[2].prompt, eval::prompt(&tasks[2].question, AnswerMode::Trace));
     }
 }

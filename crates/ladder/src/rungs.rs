@@ -8,6 +8,7 @@ use model::Sampling;
 use serde::{Deserialize, Serialize};
 use train::config::{ScheduleKind, ScheduleSection};
 use train::eval::AnswerMode;
+use train::prefs::{Objective, PrefConfig};
 use train::reward::RewardConfig;
 use train::sft::SftConfig;
 use train::testtime::Strategy;
@@ -37,6 +38,12 @@ pub enum Stage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reward: Option<RewardConfig>,
     },
+    /// Preference optimisation of the model of rung `from` on pairs of its own answers to the
+    /// train questions (`samples` per question, drawn with `sampling`): a verified-correct trace
+    /// chosen over a wrong one for the same question. With `epochs > 0` the run takes that many
+    /// passes over the pairs (`config.steps` is then set from the number of pairs, which is only
+    /// known once they are sampled).
+    Prefs { from: String, samples: usize, sampling: Sampling, config: PrefConfig, epochs: f64 },
 }
 
 impl Stage {
@@ -44,7 +51,7 @@ impl Stage {
     pub fn parent(&self) -> Option<&str> {
         match self {
             Stage::Pretrain { .. } => None,
-            Stage::Sft { from, .. } | Stage::TestTime { from, .. } => Some(from),
+            Stage::Sft { from, .. } | Stage::TestTime { from, .. } | Stage::Prefs { from, .. } => Some(from),
         }
     }
 }
@@ -211,8 +218,32 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 from: "cot-sft".into(),
                 strategy: Strategy::BestOfReward,
                 k: p.samples,
-                sampling,
+                sampling: sampling.clone(),
                 reward: Some(RewardConfig { seed, ..p.reward.clone() }),
+            },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: p.prefs.objective.name().into(),
+            lever: format!(
+                "{} from cot-sft ({} passes) on pairs of its own sampled traces of train questions, {} per question: \
+                 a verified-correct trace chosen over a wrong one{}",
+                p.prefs.objective.name().to_uppercase(),
+                p.pref_epochs,
+                p.pref_samples,
+                match p.prefs.objective {
+                    Objective::Dpo { beta } => format!("; β {beta}, the cot-sft model as the frozen reference"),
+                    Objective::Orpo { lambda } => format!("; λ {lambda}, no reference model"),
+                }
+            ),
+            stage: Stage::Prefs {
+                from: "cot-sft".into(),
+                samples: p.pref_samples,
+                sampling: Sampling { seed: sampling.seed.wrapping_add(2), ..sampling },
+                config: PrefConfig { seed, ..p.prefs.clone() },
+                epochs: p.pref_epochs,
             },
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
