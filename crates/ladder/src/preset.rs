@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use train::prefs::PrefConfig;
 use train::reward::RewardConfig;
+use train::rft::RftConfig;
 use train::sft::SftConfig;
 
 use crate::LadderError;
@@ -57,6 +58,8 @@ pub struct Preset {
     pub pref_samples: usize,
     /// Passes over the pairs (sets `prefs.steps` once the pairs are known; 0 = use it as is).
     pub pref_epochs: f64,
+    /// The rejection-sampling rung, from `cot-sft` (its sampler seed is set per run).
+    pub rft: RftConfig,
     /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
     pub eval_per_family: usize,
     /// Prompts decoded together per thread.
@@ -111,6 +114,15 @@ impl Preset {
                 },
                 pref_samples: 4,
                 pref_epochs: 0.0,
+                rft: RftConfig {
+                    rounds: 1,
+                    samples: 2,
+                    sampling: model::Sampling::temperature(0.7, 0),
+                    all_steps: true,
+                    per_question: 1,
+                    sft: SftConfig { steps: 4, batch_size: 8, warmup_steps: 1, ..SftConfig::default() },
+                    batch: 16,
+                },
                 eval_per_family: 8,
                 eval_batch: 16,
             },
@@ -168,6 +180,22 @@ impl Preset {
                 // Two passes, as DPO is usually run (200 fixed steps were 10 passes over the
                 // 160 pairs of the default run and cost 20 points: see the notes).
                 pref_epochs: 2.0,
+                // Each round: 4 samples per train question at 0.7, the right ones whose steps all
+                // check kept (2 at most per question), 200 steps of the reasoning fine-tune.
+                rft: RftConfig {
+                    rounds: 2,
+                    samples: 4,
+                    sampling: model::Sampling::temperature(0.7, 0),
+                    all_steps: true,
+                    per_question: 2,
+                    sft: SftConfig {
+                        steps: 200,
+                        batch_size: 16,
+                        optim: train::config::OptimSection { lr: 1e-3, ..base_sft.optim.clone() },
+                        ..base_sft.clone()
+                    },
+                    batch: 32,
+                },
                 eval_per_family: 0,
                 eval_batch: 32,
             },
@@ -196,6 +224,15 @@ impl Preset {
                 prefs: PrefConfig { batch_size: 16, ..default_prefs },
                 pref_samples: 4,
                 pref_epochs: 2.0,
+                rft: RftConfig {
+                    rounds: 2,
+                    samples: 4,
+                    sampling: model::Sampling::temperature(0.7, 0),
+                    all_steps: true,
+                    per_question: 2,
+                    sft: SftConfig { steps: 200, batch_size: 32, ..SftConfig::default() },
+                    batch: 64,
+                },
                 eval_per_family: 0,
                 eval_batch: 64,
             },

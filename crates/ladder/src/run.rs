@@ -800,6 +800,26 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let parent = x.parent.expect("a test-time rung has a parent");
             (parent.checkpoint.clone(), 0, 0.0, parent.report.model.clone(), parent.report.params, 0.0)
         }
+        Stage::Rft { config, .. } => {
+            let parent = x.parent.expect("a rejection-sampling rung has a parent");
+            let replay = x.k.corpus_documents(x.renderings)?;
+            let (ckpt, yields) = train::rft::rft(
+                &parent.checkpoint,
+                x.train_tasks,
+                x.spec.answer_mode,
+                x.kb_index,
+                &replay,
+                config,
+                &train_dir,
+                x.opts.quiet,
+            )?;
+            extra.insert("yield_per_round".into(), serde_json::json!(yields));
+            let trained: usize = yields.iter().map(|y| y.trained_on).sum();
+            extra.insert("examples_trained".into(), serde_json::json!(trained));
+            let tokens: u64 = yields.iter().map(|y| y.trained_tokens).sum();
+            let flops = 6.0 * parent.report.params as f64 * tokens as f64;
+            (ckpt, tokens, flops, parent.report.model.clone(), parent.report.params, 0.0)
+        }
         Stage::Prefs { samples, sampling, config, epochs, .. } => {
             let parent = x.parent.expect("a preference rung has a parent");
             let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;

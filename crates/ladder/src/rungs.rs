@@ -10,6 +10,7 @@ use train::config::{ScheduleKind, ScheduleSection};
 use train::eval::AnswerMode;
 use train::prefs::{Objective, PrefConfig};
 use train::reward::RewardConfig;
+use train::rft::RftConfig;
 use train::sft::SftConfig;
 use train::testtime::Strategy;
 use train::PretrainConfig;
@@ -44,6 +45,9 @@ pub enum Stage {
     /// passes over the pairs (`config.steps` is then set from the number of pairs, which is only
     /// known once they are sampled).
     Prefs { from: String, samples: usize, sampling: Sampling, config: PrefConfig, epochs: f64 },
+    /// Rejection-sampling fine-tuning rounds from the model of rung `from` on its own verified
+    /// answers to the train questions ([`train::rft`]), replaying the corpus.
+    Rft { from: String, config: RftConfig },
 }
 
 impl Stage {
@@ -51,7 +55,10 @@ impl Stage {
     pub fn parent(&self) -> Option<&str> {
         match self {
             Stage::Pretrain { .. } => None,
-            Stage::Sft { from, .. } | Stage::TestTime { from, .. } | Stage::Prefs { from, .. } => Some(from),
+            Stage::Sft { from, .. }
+            | Stage::TestTime { from, .. }
+            | Stage::Prefs { from, .. }
+            | Stage::Rft { from, .. } => Some(from),
         }
     }
 }
@@ -220,6 +227,25 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 k: p.samples,
                 sampling: sampling.clone(),
                 reward: Some(RewardConfig { seed, ..p.reward.clone() }),
+            },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: "rft".into(),
+            lever: format!(
+                "{} rounds of rejection sampling from cot-sft: {} sampled traces per train question, those with a right \
+                 answer and every step true kept (at most {} per question), fine-tuned on ({} steps a round)",
+                p.rft.rounds, p.rft.samples, p.rft.per_question, p.rft.sft.steps
+            ),
+            stage: Stage::Rft {
+                from: "cot-sft".into(),
+                config: RftConfig {
+                    sampling: Sampling { seed: sampling.seed.wrapping_add(3), ..p.rft.sampling.clone() },
+                    sft: SftConfig { seed, ..p.rft.sft.clone() },
+                    ..p.rft.clone()
+                },
             },
             answer_mode: AnswerMode::Trace,
             retrieve: 0,

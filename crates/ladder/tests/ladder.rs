@@ -39,6 +39,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
             "self-consistency",
             "best-of-n",
             "best-of-n-rm",
+            "rft",
             "dpo",
             "reflection",
             "tools",
@@ -52,7 +53,9 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
         assert_eq!(rung.knowledge_sha256, r.world.knowledge_sha256, "{}", rung.name);
         // Test-time rungs train nothing; so does a preference rung with no pairs (the smoke
         // model's samples are all wrong).
-        let trains = !rung.extra.contains_key("samples") && !rung.extra.contains_key("not_trained");
+        let trains = !rung.extra.contains_key("samples")
+            && !rung.extra.contains_key("not_trained")
+            && rung.extra.get("examples_trained").is_none_or(|n| n.as_u64() != Some(0));
         assert!(!trains || rung.train_tokens > 0 && rung.flops > 0.0, "{}", rung.name);
         assert!(rung.seconds > 0.0, "{}", rung.name);
         for f in ["recall", "two_hop", "three_hop", "compare", "arithmetic", "parity", "inverse"] {
@@ -86,13 +89,15 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     // crates/train/tests/reward_tools.rs; the smoke model is too small to learn it); the
     // retrieval rung reports how often its passages name the people asked about, and its index
     // is on disk.
-    let dpo = &r.rungs[8];
+    let rft = &r.rungs[8];
+    assert!(rft.extra.contains_key("yield_per_round"), "{:?}", rft.extra);
+    let dpo = &r.rungs[9];
     assert!(dpo.extra.contains_key("pairs") && dpo.extra.contains_key("train_samples_correct"), "{:?}", dpo.extra);
-    let tools = &r.rungs[10];
+    let tools = &r.rungs[11];
     assert_eq!(tools.answer_mode, "tools");
     assert!(tools.extra.contains_key("tool_calls_per_question"), "{:?}", tools.extra);
     assert!(tools.extra.contains_key("arithmetic_by_answer_digits"));
-    let rag = &r.rungs[11];
+    let rag = &r.rungs[12];
     let found = rag.extra["retrieved_all_people"].as_f64().unwrap();
     assert!(found > 0.5, "retrieval found every person asked about in only {found} of questions");
     assert!(dir.path().join("world/index/meta.json").is_file());
@@ -144,7 +149,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     o.overrides = vec!["tuned_lr=0.005".into()];
     let changed = run(&o, &mut |_| {}).unwrap();
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
-    assert_eq!(reused, [true, true, true, false, false, false, false, false, false, false, false, false]);
+    assert_eq!(reused, [true, true, true, false, false, false, false, false, false, false, false, false, false]);
 
     // `only` runs the named rungs and what they build on, nothing else.
     let mut o = opts(dir.path());

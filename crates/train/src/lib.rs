@@ -14,6 +14,7 @@
 //! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
 //! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
 //! - [`prefs`]: preference optimisation (DPO against a frozen reference, ORPO without one).
+//! - [`rft`]: rejection-sampling fine-tuning rounds (STaR / ReST), with the yield per round.
 //! - [`reward`]: an outcome reward model (a scalar head on the policy) trained on verified samples.
 //! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
 
@@ -29,6 +30,7 @@ pub mod optim;
 pub mod prefs;
 pub mod pretrain;
 pub mod reward;
+pub mod rft;
 pub mod schedule;
 pub mod sft;
 pub mod sftdata;
