@@ -120,37 +120,20 @@ fn header(role: &str) -> Result<&'static str, String> {
     }
 }
 
-/// The examples of a JSONL text (`path` names it in errors). Blank lines are skipped.
-pub fn examples_from_jsonl(text: &str, path: &str) -> Result<Vec<Example>, TrainError> {
+/// Each non-blank line of a JSONL text through `parse`; every failure is reported as
+/// `path:line: message` (the first ten), and a text with no item is an error naming `what`.
+pub fn parse_jsonl<T>(
+    text: &str,
+    path: &str,
+    what: &str,
+    mut parse: impl FnMut(&str) -> Result<T, String>,
+) -> Result<Vec<T>, TrainError> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = format!("{path}:{}", i + 1);
-        match serde_json::from_str::<Line>(line) {
-            Ok(Line::Completion { prompt, completion, forced }) => {
-                let ok = forced.windows(2).all(|w| w[0].1 <= w[1].0)
-                    && forced.iter().all(|&(a, b)| {
-                        a <= b && b <= completion.len() && completion.is_char_boundary(a) && completion.is_char_boundary(b)
-                    });
-                if ok {
-                    out.push(Example { prompt, completion, forced });
-                } else {
-                    problems.push(format!("{at}: `forced` must be sorted, disjoint byte ranges of the completion"));
-                }
-            }
-            Ok(Line::Chat { messages }) => {
-                let turns: Vec<(String, String)> = messages.into_iter().map(|t| (t.role, t.content)).collect();
-                match chat_example(&turns) {
-                    Ok(e) => out.push(e),
-                    Err(m) => problems.push(format!("{at}: {m}")),
-                }
-            }
-            Err(_) => problems.push(format!(
-                "{at}: not an example: expected {{\"prompt\", \"completion\"[, \"forced\"]}} or {{\"messages\": [{{\"role\", \"content\"}}, ...]}}"
-            )),
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match parse(line) {
+            Ok(item) => out.push(item),
+            Err(m) => problems.push(format!("{path}:{}: {m}", i + 1)),
         }
         if problems.len() >= 10 {
             break;
@@ -160,9 +143,33 @@ pub fn examples_from_jsonl(text: &str, path: &str) -> Result<Vec<Example>, Train
         return Err(TrainError::Data(problems.join("\n")));
     }
     if out.is_empty() {
-        return Err(TrainError::Data(format!("{path}: no examples")));
+        return Err(TrainError::Data(format!("{path}: no {what}")));
     }
     Ok(out)
+}
+
+/// The examples of a JSONL text (`path` names it in errors). Blank lines are skipped.
+pub fn examples_from_jsonl(text: &str, path: &str) -> Result<Vec<Example>, TrainError> {
+    parse_jsonl(text, path, "examples", |line| match serde_json::from_str::<Line>(line) {
+        Ok(Line::Completion { prompt, completion, forced }) => {
+            let ok = forced.windows(2).all(|w| w[0].1 <= w[1].0)
+                && forced.iter().all(|&(a, b)| {
+                    a <= b && b <= completion.len() && completion.is_char_boundary(a) && completion.is_char_boundary(b)
+                });
+            if ok {
+                Ok(Example { prompt, completion, forced })
+            } else {
+                Err("`forced` must be sorted, disjoint byte ranges of the completion".into())
+            }
+        }
+        Ok(Line::Chat { messages }) => {
+            let turns: Vec<(String, String)> = messages.into_iter().map(|t| (t.role, t.content)).collect();
+            chat_example(&turns)
+        }
+        Err(_) => Err("not an example: expected {\"prompt\", \"completion\"[, \"forced\"]} or \
+                       {\"messages\": [{\"role\", \"content\"}, ...]}"
+            .into()),
+    })
 }
 
 #[cfg(test)]

@@ -115,28 +115,10 @@ impl PrefRun {
 
 /// Pairs from JSONL text (`path` names it in errors). Blank lines are skipped.
 pub fn read_pairs(text: &str, path: &str) -> Result<Vec<Pair>, TrainError> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Pair>(line) {
-            Ok(p) => out.push(p),
-            Err(e) => problems
-                .push(format!("{path}:{}: not a pair ({e}); expected {{\"prompt\", \"chosen\", \"rejected\"}}", i + 1)),
-        }
-        if problems.len() >= 10 {
-            break;
-        }
-    }
-    if !problems.is_empty() {
-        return Err(TrainError::Data(problems.join("\n")));
-    }
-    if out.is_empty() {
-        return Err(TrainError::Data(format!("{path}: no pairs")));
-    }
-    Ok(out)
+    crate::sftdata::parse_jsonl(text, path, "pairs", |line| {
+        serde_json::from_str::<Pair>(line)
+            .map_err(|e| format!("not a pair ({e}); expected {{\"prompt\", \"chosen\", \"rejected\"}}"))
+    })
 }
 
 #[cfg(test)]
