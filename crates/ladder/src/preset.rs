@@ -178,7 +178,7 @@ impl Preset {
                 prefs: default_prefs.clone(),
                 pref_samples: 4,
                 // Two passes, as DPO is usually run (200 fixed steps were 10 passes over the
-                // 160 pairs of the default run and cost 20 points: see the notes).
+                // 160 pairs of the default run and cost 14 points: see the notes).
                 pref_epochs: 2.0,
                 // Each round: 4 samples per train question at 0.7, the right ones whose steps all
                 // check kept (2 at most per question), 200 steps of the reasoning fine-tune.
