@@ -53,6 +53,22 @@ pub struct TrainState {
     pub files: BTreeMap<String, FileEntry>,
 }
 
+impl TrainState {
+    /// The state of a stage's checkpoint after `step` steps, its sampler at `(seed, position)`
+    /// (file hashes are filled in by [`save`]).
+    pub fn at(step: usize, tokens_seen: u64, seed: u64, position: u128, train_seconds: f64) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            step,
+            tokens_seen,
+            sampler: crate::data::SamplerState { seed, word_pos: position },
+            val_loss: None,
+            train_seconds,
+            files: Default::default(),
+        }
+    }
+}
+
 /// The payload of a checkpoint, in memory.
 pub struct Payload {
     pub model_safetensors: Vec<u8>,

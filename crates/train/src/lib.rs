@@ -13,6 +13,7 @@
 //! - [`eval`]: the question-answer format, greedy answers graded by the tasks' verifiers.
 //! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
 //! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
+//! - [`distill`]: logit distillation (forward KL at a temperature) from a teacher to a student.
 //! - [`prefs`]: preference optimisation (DPO against a frozen reference, ORPO without one).
 //! - [`rft`]: rejection-sampling fine-tuning rounds (STaR / ReST), with the yield per round.
 //! - [`reward`]: an outcome reward model (a scalar head on the policy) trained on verified samples.
@@ -23,6 +24,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod corpus;
 pub mod data;
+pub mod distill;
 pub mod error;
 pub mod eval;
 pub mod infer;

@@ -37,7 +37,6 @@ use tokenizer::{Special, Tokenizer};
 
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
-use crate::data::SamplerState;
 use crate::error::TrainError;
 use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
 use crate::pretrain::RunOptions;
@@ -407,15 +406,7 @@ pub fn prefs(
             optimizer: optim_bytes,
             tokenizer_json: loaded.payload.tokenizer_json.clone(),
         };
-        let state = TrainState {
-            format_version: checkpoint::FORMAT_VERSION,
-            step,
-            tokens_seen: 0,
-            sampler: SamplerState { seed: cfg.seed, word_pos: step as u128 },
-            val_loss: None,
-            train_seconds: seconds,
-            files: Default::default(),
-        };
+        let state = TrainState::at(step, 0, cfg.seed, step as u128, seconds);
         checkpoint::save(out_dir, &payload, state, 2)
     };
     let mut last = None;

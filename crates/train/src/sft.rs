@@ -25,7 +25,6 @@ use tokenizer::{Special, Tokenizer};
 
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
-use crate::data::SamplerState;
 use crate::error::TrainError;
 use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
 use crate::schedule::lr_at;
@@ -345,15 +344,7 @@ pub fn sft(
         optimizer: optimizer.to_vec(),
         tokenizer_json: loaded.payload.tokenizer_json.clone(),
     };
-    let state = TrainState {
-        format_version: checkpoint::FORMAT_VERSION,
-        step: cfg.steps,
-        tokens_seen: tokens,
-        sampler: SamplerState { seed: cfg.seed, word_pos: 0 },
-        val_loss: None,
-        train_seconds: started.elapsed().as_secs_f64(),
-        files: Default::default(),
-    };
+    let state = TrainState::at(cfg.steps, tokens, cfg.seed, 0, started.elapsed().as_secs_f64());
     let dir = checkpoint::save(out_dir, &payload, state, 1)?;
     let tenth = (cfg.steps / 10).max(1);
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;

@@ -28,7 +28,12 @@ pub fn world_tokenizer(w: &World) -> Tokenizer {
 
 /// A freshly initialised model saved as a checkpoint, as a stage would leave it.
 pub fn random_checkpoint(out: &Path, tok: &Tokenizer) -> PathBuf {
-    let cfg = ModelConfig::llama(tok.vocab_size(), 64, 2, 4, 192);
+    random_checkpoint_of(out, tok, ModelConfig::llama(tok.vocab_size(), 64, 2, 4, 192))
+}
+
+/// [`random_checkpoint`] of the architecture `cfg`.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn random_checkpoint_of(out: &Path, tok: &Tokenizer, cfg: ModelConfig) -> PathBuf {
     let device = engine::device(Backend::Cpu).unwrap();
     let m = Transformer::seeded(&cfg, &device, 3);
     let payload = Payload {
