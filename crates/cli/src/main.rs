@@ -211,6 +211,16 @@ enum Command {
     Dpo(PrefFlags),
     /// Odds-ratio preference optimisation (no reference model), on JSONL pairs.
     Orpo(PrefFlags),
+    /// Logit distillation: a student (same tokenizer, any size) learns a teacher's next-token
+    /// distributions on the completions of JSONL examples.
+    Distill {
+        /// Recipe: teacher, student, data, out_dir, [distill] (print one with --print-config).
+        #[arg(long, required_unless_present = "print_config")]
+        config: Option<PathBuf>,
+        /// Print an example recipe with the default settings and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Parameter and FLOP counts of an architecture.
     Info {
         /// Recipe file whose [model] section to describe; default recipe if absent.
@@ -413,6 +423,27 @@ fn main() -> Result<()> {
                 s.examples_seen,
                 examples.len(),
                 s.tokens,
+                s.seconds,
+                s.first_loss,
+                s.last_loss
+            );
+            println!("checkpoint: {}", s.checkpoint.display());
+        }
+        Command::Distill { config, print_config } => {
+            use train::stage::{read_toml, to_toml, DistillRun};
+            if print_config {
+                print!("{}", to_toml(&DistillRun::example()));
+                return Ok(());
+            }
+            let path = config.expect("clap requires --config");
+            let run: DistillRun = read_toml(&path)?;
+            let examples = run.load_data()?;
+            let s = train::distill::distill(&run.teacher, &run.student, &examples, &run.distill, &run.out_dir)
+                .context("distillation failed")?;
+            println!(
+                "done: {} steps on {} examples in {:.1}s; loss (τ²·KL) {:.4} -> {:.4}",
+                s.steps,
+                examples.len(),
                 s.seconds,
                 s.first_loss,
                 s.last_loss

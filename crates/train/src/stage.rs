@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::distill::DistillConfig;
 use crate::error::{io_err, TrainError};
 use crate::prefs::{Pair, PrefConfig};
 use crate::sft::{Example, SftConfig};
@@ -58,6 +59,39 @@ pub struct PrefRun {
     pub out_dir: PathBuf,
     #[serde(default)]
     pub prefs: PrefConfig,
+}
+
+/// `ascent distill --config`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DistillRun {
+    /// The teacher's checkpoint folder.
+    pub teacher: PathBuf,
+    /// The student's starting checkpoint (same tokenizer, any size).
+    pub student: PathBuf,
+    /// JSONL examples whose completions the student learns the teacher's distributions on
+    /// ([`crate::sftdata`]).
+    pub data: PathBuf,
+    pub out_dir: PathBuf,
+    #[serde(default)]
+    pub distill: DistillConfig,
+}
+
+impl DistillRun {
+    pub fn example() -> Self {
+        Self {
+            teacher: "runs/sft/checkpoints/step-000200".into(),
+            student: "runs/small/checkpoints/step-003200".into(),
+            data: "data/sft.jsonl".into(),
+            out_dir: "runs/distill".into(),
+            distill: DistillConfig::default(),
+        }
+    }
+
+    pub fn load_data(&self) -> Result<Vec<Example>, TrainError> {
+        let text = std::fs::read_to_string(&self.data).map_err(|e| io_err(&self.data, "cannot read examples", e))?;
+        crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())
+    }
 }
 
 /// Reads a TOML recipe; errors name the file.
@@ -128,11 +162,13 @@ mod tests {
 
     #[test]
     fn recipes_round_trip_and_bad_ones_are_named() {
-        for text in [to_toml(&SftRun::example()), to_toml(&PrefRun::example())] {
-            assert!(text.contains("init = "), "{text}");
+        for text in [to_toml(&SftRun::example()), to_toml(&PrefRun::example()), to_toml(&DistillRun::example())] {
+            assert!(text.contains("out_dir = "), "{text}");
         }
         let back: PrefRun = toml::from_str(&to_toml(&PrefRun::example())).unwrap();
         assert_eq!(back, PrefRun::example());
+        let back: DistillRun = toml::from_str(&to_toml(&DistillRun::example())).unwrap();
+        assert_eq!(back, DistillRun::example());
         let orpo: PrefRun = toml::from_str(
             "init = \"a\"\npairs = \"p.jsonl\"\nout_dir = \"o\"\n[prefs]\nobjective = { kind = \"orpo\", lambda = 0.5 }\nsteps = 10\n",
         )
