@@ -16,7 +16,7 @@ use std::time::Instant;
 use model::burn::module::Module;
 use model::burn::prelude::*;
 use model::burn::tensor::activation::log_softmax;
-use model::{engine, weights, Position, Transformer};
+use model::{engine, weights, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,7 @@ use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
 use crate::optim::{adamw, clip_global_norm};
+use crate::prefs::load_model;
 use crate::schedule::lr_at;
 use crate::sft::Example;
 
@@ -122,18 +123,6 @@ pub fn mean_kl(
     total / weight.max(1e-9)
 }
 
-/// Loads a checkpoint's model on `device`, its rotary context widened to `min_len`.
-fn load(dir: &Path, min_len: usize, device: &Device) -> Result<(Transformer, checkpoint::Loaded), TrainError> {
-    let loaded = checkpoint::load(dir)?;
-    let (mut cfg, _) = loaded.model_and_tokenizer()?;
-    if cfg.position != Position::Learned && cfg.max_seq_len < min_len {
-        cfg.max_seq_len = min_len;
-    }
-    let m = weights::load_safetensors(Transformer::new(&cfg, device), &loaded.payload.model_safetensors)
-        .map_err(|e| TrainError::Checkpoint { path: dir.join("model.safetensors"), message: e.to_string() })?;
-    Ok((m, loaded))
-}
-
 /// Distils the teacher checkpoint into the student checkpoint `student_init` on `examples` and
 /// writes the student to `out_dir/checkpoints/step-N`. The two must share a tokenizer.
 pub fn distill(
@@ -163,9 +152,9 @@ pub fn distill(
     let tok = checkpoint::load(student_init)?.model_and_tokenizer()?.1;
     let rows: Vec<(Vec<u32>, Vec<bool>)> = examples.iter().map(|e| e.tokens(&tok)).collect::<Result<_, _>>()?;
     let longest = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(2);
-    let (t_model, t_loaded) = load(teacher, longest, &device)?;
+    let (t_model, t_loaded) = load_model(teacher, longest, &device)?;
     let (mut student, s_loaded) =
-        engine::with_seed(&train_device, cfg.seed, || load(student_init, longest, &train_device))?;
+        engine::with_seed(&train_device, cfg.seed, || load_model(student_init, longest, &train_device))?;
     if t_loaded.payload.tokenizer_json != s_loaded.payload.tokenizer_json {
         return Err(TrainError::Tokenizer(format!(
             "teacher {} and student {} have different tokenizers; distillation compares their distributions token by token",

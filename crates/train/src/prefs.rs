@@ -284,7 +284,11 @@ pub fn margins(model: &Transformer, tok: &Tokenizer, pairs: &[Pair], device: &De
 
 /// Loads a checkpoint's model onto `device` (its context widened to `min_len` positions where
 /// rotary positions allow).
-fn load_model(dir: &Path, min_len: usize, device: &Device) -> Result<(Transformer, checkpoint::Loaded), TrainError> {
+pub(crate) fn load_model(
+    dir: &Path,
+    min_len: usize,
+    device: &Device,
+) -> Result<(Transformer, checkpoint::Loaded), TrainError> {
     let loaded = checkpoint::load(dir)?;
     let (mut mcfg, _) = loaded.model_and_tokenizer()?;
     if mcfg.position != Position::Learned && mcfg.max_seq_len < min_len {
