@@ -211,6 +211,10 @@ enum Command {
     Dpo(PrefFlags),
     /// Odds-ratio preference optimisation (no reference model), on JSONL pairs.
     Orpo(PrefFlags),
+    /// GRPO: reinforcement learning from the verifier's rewards on the train questions of a task
+    /// file (groups of sampled answers, group-normalised advantages, clipped ratio, KL to a
+    /// reference). Resumable.
+    Grpo(GrpoFlags),
     /// Logit distillation: a student (same tokenizer, any size) learns a teacher's next-token
     /// distributions on the completions of JSONL examples.
     Distill {
@@ -255,6 +259,70 @@ struct PrefFlags {
     /// Print an example recipe with the default settings and exit.
     #[arg(long)]
     print_config: bool,
+}
+
+/// Flags of `ascent grpo`.
+#[derive(Args, Clone)]
+struct GrpoFlags {
+    /// Recipe: init, [reference], tasks, mode, [kb], out_dir, [grpo] (print one with --print-config).
+    #[arg(long, required_unless_present = "print_config")]
+    config: Option<PathBuf>,
+    /// Continue the run in out_dir from its newest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Delete an earlier run's checkpoints in out_dir and start over.
+    #[arg(long, conflicts_with = "resume")]
+    fresh: bool,
+    /// Stop after this many steps, as if killed (for trying --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Print an example recipe with the default settings and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// Runs `ascent grpo`.
+fn run_grpo(f: GrpoFlags) -> Result<()> {
+    use train::stage::{read_toml, to_toml, GrpoRun};
+    if f.print_config {
+        print!("{}", to_toml(&GrpoRun::example()));
+        return Ok(());
+    }
+    let path = f.config.expect("clap requires --config");
+    let run: GrpoRun = read_toml(&path)?;
+    let tools = match (run.mode, &run.kb) {
+        (train::eval::AnswerMode::Tools, None) => {
+            anyhow::bail!(
+                "{}: mode = \"tools\" needs kb = \"KB.jsonl\" (the facts `lookup` and `find` read)",
+                path.display()
+            )
+        }
+        (train::eval::AnswerMode::Tools, Some(kb)) => {
+            let facts = world::KnowledgeBase::read(kb, &world::KbConfig::default())?.facts();
+            Some(std::sync::Arc::new(tools::Registry::standard(&facts)))
+        }
+        _ => None,
+    };
+    let tasks = run.load_tasks()?;
+    let opts = RunOptions { resume: f.resume, fresh: f.fresh, stop_after: f.stop_after, quiet: false };
+    let s =
+        train::grpo::grpo(&run.init, run.reference.as_deref(), &tasks, run.mode, tools, &run.grpo, &run.out_dir, &opts)
+            .context("grpo failed")?;
+    println!(
+        "done: {} of {} steps (from step {}) on {} questions in {:.1}s; reward {:.3} -> {:.3}, accuracy {:.3} -> {:.3}",
+        s.metrics.len(),
+        s.steps,
+        s.resumed_from,
+        tasks.len(),
+        s.seconds,
+        s.first_reward,
+        s.last_reward,
+        s.first_accuracy,
+        s.last_accuracy
+    );
+    println!("checkpoint: {}", s.checkpoint.display());
+    println!("metrics: {}", train::grpo::metrics_path(&run.out_dir).display());
+    Ok(())
 }
 
 /// Runs `ascent dpo` (`orpo = false`) or `ascent orpo`.
@@ -451,6 +519,7 @@ fn main() -> Result<()> {
             println!("checkpoint: {}", s.checkpoint.display());
         }
         Command::Dpo(f) => run_prefs(f, false)?,
+        Command::Grpo(f) => run_grpo(f)?,
         Command::Orpo(f) => run_prefs(f, true)?,
         Command::World { seed, out, renderings, people, vocab, kb } => {
             use world::Knowledge;

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md and the issue notes); `large` is for a GPU.
 
 use serde::{Deserialize, Serialize};
+use train::grpo::GrpoConfig;
 use train::prefs::PrefConfig;
 use train::reward::RewardConfig;
 use train::rft::RftConfig;
@@ -60,6 +61,8 @@ pub struct Preset {
     pub pref_epochs: f64,
     /// The rejection-sampling rung, from `cot-sft` (its sampler seed is set per run).
     pub rft: RftConfig,
+    /// The GRPO rung, from `cot-sft`.
+    pub grpo: GrpoConfig,
     /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
     pub eval_per_family: usize,
     /// Prompts decoded together per thread.
@@ -81,6 +84,15 @@ impl Preset {
             warmup_steps: 10,
             checkpoint_every: 50,
             ..PrefConfig::default()
+        };
+        // GRPO from the reasoning model (see the notes for the rate).
+        let default_grpo = GrpoConfig {
+            steps: 100,
+            questions: 16,
+            group: 8,
+            optim: train::config::OptimSection { lr: 5e-4, weight_decay: 0.0, ..Default::default() },
+            checkpoint_every: 25,
+            ..GrpoConfig::default()
         };
         Ok(match name {
             "smoke" => Self {
@@ -122,6 +134,15 @@ impl Preset {
                     per_question: 1,
                     sft: SftConfig { steps: 4, batch_size: 8, warmup_steps: 1, ..SftConfig::default() },
                     batch: 16,
+                },
+                grpo: GrpoConfig {
+                    steps: 4,
+                    questions: 4,
+                    group: 4,
+                    warmup_steps: 1,
+                    checkpoint_every: 2,
+                    batch: 16,
+                    ..GrpoConfig::default()
                 },
                 eval_per_family: 8,
                 eval_batch: 16,
@@ -196,6 +217,7 @@ impl Preset {
                     },
                     batch: 32,
                 },
+                grpo: default_grpo.clone(),
                 eval_per_family: 0,
                 eval_batch: 32,
             },
@@ -233,6 +255,7 @@ impl Preset {
                     sft: SftConfig { steps: 200, batch_size: 32, ..SftConfig::default() },
                     batch: 64,
                 },
+                grpo: GrpoConfig { batch: 64, ..default_grpo },
                 eval_per_family: 0,
                 eval_batch: 64,
             },

@@ -697,6 +697,55 @@ fn retrieved_prefixes(index: &retrieval::Index, tasks: &[Task], k: usize) -> Res
         .collect()
 }
 
+/// `k` sampled answers per task from `model`, the model of the rung whose key is `model_key`
+/// (in the rung's answer mode), read from the run's `cache/` when an earlier rung sampled the
+/// same model, tasks and sampling; the draws, their seconds, and whether they came from the cache.
+#[allow(clippy::too_many_arguments)]
+fn cached_draws(
+    x: &RungInputs,
+    model_key: Option<&str>,
+    model: &model::Transformer,
+    tok: &Tokenizer,
+    tasks: &[Task],
+    k: usize,
+    sampling: &model::Sampling,
+    device: &model::burn::prelude::Device,
+) -> Result<(Vec<testtime::Draws>, f64, bool), LadderError> {
+    let cache_key = sha256_hex(
+        serde_json::to_string(&serde_json::json!({
+            "parent": model_key,
+            "mode": x.spec.answer_mode,
+            "k": k,
+            "sampling": sampling,
+            "batch": x.preset.eval_batch,
+            "tasks": tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        }))
+        .expect("cache key serialises")
+        .as_bytes(),
+    );
+    let cache_path = x.opts.out.join("cache").join(format!("draws-{}.json", &cache_key[..16]));
+    if let Some((d, s)) =
+        std::fs::read(&cache_path).ok().and_then(|b| serde_json::from_slice::<(Vec<testtime::Draws>, f64)>(&b).ok())
+    {
+        return Ok((d, s, true));
+    }
+    let fresh = testtime::sample_tasks(
+        model,
+        tok,
+        tasks,
+        x.spec.answer_mode,
+        k,
+        sampling,
+        x.preset.eval_batch,
+        x.kb_index,
+        device,
+    )?;
+    std::fs::create_dir_all(cache_path.parent().expect("has a parent"))
+        .map_err(|e| io_err(&cache_path, "cannot create the cache folder", e))?;
+    checkpoint::write_atomic(&cache_path, &serde_json::to_vec(&fresh).expect("draws serialise"))?;
+    Ok((fresh.0, fresh.1, false))
+}
+
 /// Whether `text` names every one of `people`.
 fn mentions_all(text: &str, people: &[String]) -> bool {
     people.iter().all(|p| text.contains(p.as_str()))
@@ -820,6 +869,47 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let flops = 6.0 * parent.report.params as f64 * tokens as f64;
             (ckpt, tokens, flops, parent.report.model.clone(), parent.report.params, 0.0)
         }
+        Stage::Grpo { config, .. } => {
+            let parent = x.parent.expect("a GRPO rung has a parent");
+            let resume = checkpoint::latest(&train_dir).is_some();
+            let s = train::grpo::grpo(
+                &parent.checkpoint,
+                None,
+                x.train_tasks,
+                x.spec.answer_mode,
+                None,
+                config,
+                &train_dir,
+                &RunOptions { resume, quiet: x.opts.quiet, ..Default::default() },
+            )?;
+            let m = &s.metrics;
+            let sum = |f: fn(&train::grpo::StepMetrics) -> f64| m.iter().map(f).sum::<f64>();
+            let trained = sum(|m| m.trained_tokens as f64);
+            let sampled = sum(|m| m.length) * (config.questions * config.group) as f64;
+            extra.insert("reward_first".into(), serde_json::json!(s.first_reward));
+            extra.insert("reward_last".into(), serde_json::json!(s.last_reward));
+            extra.insert("train_accuracy_first".into(), serde_json::json!(s.first_accuracy));
+            extra.insert("train_accuracy_last".into(), serde_json::json!(s.last_accuracy));
+            extra.insert("kl_last".into(), serde_json::json!(m.last().map(|m| m.kl)));
+            extra.insert("entropy_first".into(), serde_json::json!(m.first().map(|m| m.entropy)));
+            extra.insert("entropy_last".into(), serde_json::json!(m.last().map(|m| m.entropy)));
+            extra.insert(
+                "skipped_group_fraction".into(),
+                serde_json::json!(sum(|m| m.skipped_groups as f64) / (m.len().max(1) * config.questions) as f64),
+            );
+            extra.insert("sampled_tokens".into(), serde_json::json!(sampled));
+            if trained == 0.0 {
+                extra.insert(
+                    "not_trained".into(),
+                    serde_json::json!("every group's answers were all right or all wrong: no advantage, no update"),
+                );
+            }
+            // Training compute: forward and backward over the trained tokens per update, plus
+            // generating the samples (and π_old's and π_ref's forwards over the trained rows).
+            let p = parent.report.params as f64;
+            let flops = 6.0 * p * trained * config.updates as f64 + 2.0 * p * (sampled + 2.0 * trained);
+            (s.checkpoint, trained as u64, flops, parent.report.model.clone(), parent.report.params, 0.0)
+        }
         Stage::Prefs { samples, sampling, config, epochs, .. } => {
             let parent = x.parent.expect("a preference rung has a parent");
             let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
@@ -897,44 +987,12 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
         Stage::TestTime { strategy, k, sampling, reward, .. } => {
             // Test-time rungs over the same model, tasks and sampling share their draws: the first
             // samples them, the others read them from `cache/`.
-            let cache_key = sha256_hex(
-                serde_json::to_string(&serde_json::json!({
-                    "parent": x.parent.map(|p| p.key.clone()),
-                    "mode": x.spec.answer_mode,
-                    "k": k,
-                    "sampling": sampling,
-                    "batch": x.preset.eval_batch,
-                    "tasks": tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-                }))
-                .expect("cache key serialises")
-                .as_bytes(),
-            );
-            let cache_path = x.opts.out.join("cache").join(format!("draws-{}.json", &cache_key[..16]));
-            let cached: Option<(Vec<testtime::Draws>, f64)> =
-                std::fs::read(&cache_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            let (mut draws, seconds) = match cached {
-                Some(c) => {
-                    extra.insert("draws_from_cache".into(), serde_json::json!(true));
-                    c
-                }
-                None => {
-                    let fresh = testtime::sample_tasks(
-                        &model,
-                        &tok,
-                        &tasks,
-                        x.spec.answer_mode,
-                        *k,
-                        sampling,
-                        x.preset.eval_batch,
-                        x.kb_index,
-                        &device,
-                    )?;
-                    std::fs::create_dir_all(cache_path.parent().expect("has a parent"))
-                        .map_err(|e| io_err(&cache_path, "cannot create the cache folder", e))?;
-                    checkpoint::write_atomic(&cache_path, &serde_json::to_vec(&fresh).expect("draws serialise"))?;
-                    fresh
-                }
-            };
+            let parent_key = x.parent.map(|p| p.key.as_str());
+            let (mut draws, seconds, from_cache) =
+                cached_draws(&x, parent_key, &model, &tok, &tasks, *k, sampling, &device)?;
+            if from_cache {
+                extra.insert("draws_from_cache".into(), serde_json::json!(true));
+            }
             if *strategy == testtime::Strategy::BestOfReward {
                 let cfg = reward.as_ref().ok_or_else(|| {
                     LadderError::Input(format!(
@@ -994,6 +1052,20 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             (eval::summarise(opts.mode, held, all.seconds), eval::summarise(opts.mode, probe, 0.0))
         }
     };
+    if let (Stage::Grpo { k, sampling, .. }, Some(parent)) = (&x.spec.stage, x.parent) {
+        // Sampled pass@1 and pass@k on the held-out questions, before (the parent's model, the
+        // same draws the test-time rungs use) and after.
+        let (start_model, _, _) = eval::load_for_inference(&parent.checkpoint, &device)?;
+        let (before, _, _) = cached_draws(&x, Some(&parent.key), &start_model, &tok, &tasks, *k, sampling, &device)?;
+        let before: Vec<_> = before.into_iter().filter(|d| d.split == "heldout").collect();
+        let (after, seconds, _) = cached_draws(&x, Some(x.key), &model, &tok, x.eval_tasks, *k, sampling, &device)?;
+        extra.insert("start_pass_at_1".into(), serde_json::json!(testtime::mean_pass_at_k(&before, 1)));
+        extra.insert(format!("start_pass_at_{k}"), serde_json::json!(testtime::mean_pass_at_k(&before, *k)));
+        extra.insert("pass_at_1".into(), serde_json::json!(testtime::mean_pass_at_k(&after, 1)));
+        extra.insert(format!("pass_at_{k}"), serde_json::json!(testtime::mean_pass_at_k(&after, *k)));
+        extra.insert("heldout_samples".into(), serde_json::json!(k));
+        extra.insert("pass_at_k_seconds".into(), serde_json::json!(seconds));
+    }
     if x.spec.answer_mode == AnswerMode::Tools {
         let calls: Vec<usize> = held.outcomes.iter().map(|o| o.completion.matches(TOOL_CALL_END).count()).collect();
         let errors: usize = held

@@ -8,6 +8,7 @@ use model::Sampling;
 use serde::{Deserialize, Serialize};
 use train::config::{ScheduleKind, ScheduleSection};
 use train::eval::AnswerMode;
+use train::grpo::GrpoConfig;
 use train::prefs::{Objective, PrefConfig};
 use train::reward::RewardConfig;
 use train::rft::RftConfig;
@@ -48,6 +49,10 @@ pub enum Stage {
     /// Rejection-sampling fine-tuning rounds from the model of rung `from` on its own verified
     /// answers to the train questions ([`train::rft`]), replaying the corpus.
     Rft { from: String, config: RftConfig },
+    /// GRPO from the model of rung `from` on the train questions, rewarded by their verifiers
+    /// ([`train::grpo`]). The held-out questions are also sampled `k` times with `sampling`,
+    /// before (the parent's model) and after, for pass@1 and pass@k.
+    Grpo { from: String, config: GrpoConfig, k: usize, sampling: Sampling },
 }
 
 impl Stage {
@@ -58,7 +63,8 @@ impl Stage {
             Stage::Sft { from, .. }
             | Stage::TestTime { from, .. }
             | Stage::Prefs { from, .. }
-            | Stage::Rft { from, .. } => Some(from),
+            | Stage::Rft { from, .. }
+            | Stage::Grpo { from, .. } => Some(from),
         }
     }
 }
@@ -270,6 +276,29 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 sampling: Sampling { seed: sampling.seed.wrapping_add(2), ..sampling },
                 config: PrefConfig { seed, ..p.prefs.clone() },
                 epochs: p.pref_epochs,
+            },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: "grpo".into(),
+            lever: format!(
+                "GRPO from cot-sft: {} steps, each {} train questions × {} sampled traces (temperature {}), reward 1 when the \
+                 verifier accepts the answer, advantages normalised within each group, ratio clipped at ±{}, KL to cot-sft \
+                 weighted {}",
+                p.grpo.steps,
+                p.grpo.questions,
+                p.grpo.group,
+                p.grpo.sampling.temperature,
+                p.grpo.clip,
+                p.grpo.kl_beta
+            ),
+            stage: Stage::Grpo {
+                from: "cot-sft".into(),
+                config: GrpoConfig { seed, ..p.grpo.clone() },
+                k: p.samples,
+                sampling: sampling.clone(),
             },
             answer_mode: AnswerMode::Trace,
             retrieve: 0,

@@ -41,6 +41,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
             "best-of-n-rm",
             "rft",
             "dpo",
+            "grpo",
             "reflection",
             "tools",
             "retrieval"
@@ -93,11 +94,15 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     assert!(rft.extra.contains_key("yield_per_round"), "{:?}", rft.extra);
     let dpo = &r.rungs[9];
     assert!(dpo.extra.contains_key("pairs") && dpo.extra.contains_key("train_samples_correct"), "{:?}", dpo.extra);
-    let tools = &r.rungs[11];
+    let grpo = &r.rungs[10];
+    let (p1, pk) = (grpo.extra["pass_at_1"].as_f64().unwrap(), grpo.extra["pass_at_4"].as_f64().unwrap());
+    assert!(p1 <= pk + 1e-12 && grpo.extra.contains_key("start_pass_at_4"), "{:?}", grpo.extra);
+    assert_eq!(grpo.extra["start_pass_at_4"], r.rungs[5].extra["pass_at_4"], "the same draws as self-consistency");
+    let tools = &r.rungs[12];
     assert_eq!(tools.answer_mode, "tools");
     assert!(tools.extra.contains_key("tool_calls_per_question"), "{:?}", tools.extra);
     assert!(tools.extra.contains_key("arithmetic_by_answer_digits"));
-    let rag = &r.rungs[12];
+    let rag = &r.rungs[13];
     let found = rag.extra["retrieved_all_people"].as_f64().unwrap();
     assert!(found > 0.5, "retrieval found every person asked about in only {found} of questions");
     assert!(dir.path().join("world/index/meta.json").is_file());
@@ -149,7 +154,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     o.overrides = vec!["tuned_lr=0.005".into()];
     let changed = run(&o, &mut |_| {}).unwrap();
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
-    assert_eq!(reused, [true, true, true, false, false, false, false, false, false, false, false, false, false]);
+    assert_eq!(reused, [[true; 3].as_slice(), &[false; 11]].concat());
 
     // `only` runs the named rungs and what they build on, nothing else.
     let mut o = opts(dir.path());

@@ -25,8 +25,8 @@ use tokenizer::Special;
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
+use crate::finetune::load_model;
 use crate::optim::{adamw, clip_global_norm};
-use crate::prefs::load_model;
 use crate::schedule::lr_at;
 use crate::sft::Example;
 

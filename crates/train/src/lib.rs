@@ -14,7 +14,9 @@
 //! - [`infer`]: completions and chat turns (`ascent generate`, `ascent chat`).
 //! - [`testtime`]: sampled answers per question; self-consistency, best-of-N, pass@k, maj@k.
 //! - [`distill`]: logit distillation (forward KL at a temperature) from a teacher to a student.
+//! - [`finetune`]: what the resumable fine-tuning stages share (start or resume, checkpoints).
 //! - [`prefs`]: preference optimisation (DPO against a frozen reference, ORPO without one).
+//! - [`grpo`]: GRPO, reinforcement learning from the verifier's rewards with group-normalised advantages.
 //! - [`rft`]: rejection-sampling fine-tuning rounds (STaR / ReST), with the yield per round.
 //! - [`reward`]: an outcome reward model (a scalar head on the policy) trained on verified samples.
 //! - [`bench`]: `ascent bench train|generate`, mirroring the PyTorch reference script.
@@ -27,6 +29,8 @@ pub mod data;
 pub mod distill;
 pub mod error;
 pub mod eval;
+pub mod finetune;
+pub mod grpo;
 pub mod infer;
 pub mod optim;
 pub mod prefs;

@@ -25,20 +25,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use model::burn::module::Module;
 use model::burn::prelude::*;
 use model::burn::tensor::activation::log_softmax;
-use model::{engine, weights, Position, Transformer};
+use model::{engine, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokenizer::{Special, Tokenizer};
 
-use crate::checkpoint::{self, Payload, TrainState};
+use crate::checkpoint::{self, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
-use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
+use crate::finetune;
+use crate::optim::{clip_global_norm, shard_count, sharded_grads};
 use crate::pretrain::RunOptions;
 use crate::schedule::lr_at;
 use crate::sft::Example;
@@ -282,24 +281,6 @@ pub fn margins(model: &Transformer, tok: &Tokenizer, pairs: &[Pair], device: &De
     Ok(lp.chunks(2).map(|c| c[0] - c[1]).collect())
 }
 
-/// Loads a checkpoint's model onto `device` (its context widened to `min_len` positions where
-/// rotary positions allow).
-pub(crate) fn load_model(
-    dir: &Path,
-    min_len: usize,
-    device: &Device,
-) -> Result<(Transformer, checkpoint::Loaded), TrainError> {
-    let loaded = checkpoint::load(dir)?;
-    let (mut mcfg, _) = loaded.model_and_tokenizer()?;
-    if mcfg.position != Position::Learned && mcfg.max_seq_len < min_len {
-        mcfg.max_seq_len = min_len;
-    }
-    let blank = Transformer::new(&mcfg, device);
-    let model = weights::load_safetensors(blank, &loaded.payload.model_safetensors)
-        .map_err(|e| TrainError::Checkpoint { path: dir.join("model.safetensors"), message: e.to_string() })?;
-    Ok((model, loaded))
-}
-
 /// Trains the model of checkpoint `init` on `pairs` with `cfg.objective` and writes
 /// `out_dir/checkpoints/step-N`. DPO's reference is `reference` (default: `init`); ORPO uses
 /// none. With `opts.resume`, continues from the newest checkpoint in `out_dir`, which must have
@@ -325,7 +306,7 @@ pub fn prefs(
     // The reference's log-probabilities, once.
     let ref_logps: Option<Vec<f64>> = match cfg.objective {
         Objective::Dpo { .. } => {
-            let (r, _) = load_model(reference.unwrap_or(init), longest, &device)?;
+            let (r, _) = finetune::load_model(reference.unwrap_or(init), longest, &device)?;
             let flat: Vec<Row> = rows.iter().flatten().cloned().collect();
             Some(row_logps(&r, &flat, 16, &device))
         }
@@ -333,48 +314,9 @@ pub fn prefs(
     };
 
     // The policy: from the newest checkpoint on resume, else from `init`.
-    let existing = checkpoint::latest(out_dir);
-    if existing.is_some() && !opts.resume && !opts.fresh {
-        return Err(TrainError::Config {
-            field: "out_dir".into(),
-            message: format!("`{}` already holds checkpoints; resume that run or choose another", out_dir.display()),
-        });
-    }
-    if opts.fresh {
-        let dir = checkpoint::checkpoints_dir(out_dir);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| crate::error::io_err(&dir, "cannot remove (fresh)", e))?;
-        }
-    }
-    let start_dir = match (&existing, opts.resume && !opts.fresh) {
-        (Some(d), true) => d.clone(),
-        _ => init.to_path_buf(),
-    };
-    let (policy, loaded) =
-        engine::with_seed(&train_device, cfg.seed, || load_model(&start_dir, longest, &train_device))?;
-    let mcfg = policy.config().clone();
-    let mut model = policy;
-    let mut optim = adamw(&cfg.optim);
-    let mut start = 0;
-    if start_dir != init {
-        let saved: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)
-            .map_err(|e| TrainError::Checkpoint { path: start_dir.clone(), message: format!("config.json: {e}") })?;
-        let same = saved.get("prefs").and_then(|p| serde_json::from_value::<PrefConfig>(p.clone()).ok());
-        if same.as_ref() != Some(cfg) {
-            return Err(TrainError::Checkpoint {
-                path: start_dir.clone(),
-                message: "was written by a preference run with another config; resume with the same one".into(),
-            });
-        }
-        optim = optim
-            .from_bytes(model::burn::tensor::Bytes::from_bytes_vec(loaded.payload.optimizer.clone()))
-            .map_err(|e| TrainError::Checkpoint {
-                path: start_dir.join("optimizer.bpk"),
-                message: format!("cannot read optimiser state: {e:?}"),
-            })?;
-        start = loaded.state.step;
-    }
-
+    let finetune::Start { mut model, mut optim, step: start, prior_seconds, dir: start_dir, loaded } =
+        finetune::start("prefs", cfg, init, out_dir, opts, &cfg.optim, cfg.seed, longest, &train_device)?;
+    let mcfg = model.config().clone();
     let schedule = ScheduleSection {
         kind: ScheduleKind::Cosine,
         warmup_steps: cfg.warmup_steps,
@@ -383,36 +325,16 @@ pub fn prefs(
     };
     let shards = shard_count(cfg.batch_size, rayon::current_num_threads());
     let per = cfg.batch_size / shards;
-    let bar = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps as u64) };
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {{msg}}",
-            cfg.objective.name()
-        ))
-        .expect("valid template"),
-    );
-    bar.set_position(start as u64);
+    let bar = finetune::progress(cfg.objective.name(), cfg.steps, start, opts.quiet);
     let started = Instant::now();
-    let prior_seconds = if start > 0 { loaded.state.train_seconds } else { 0.0 };
     let mut losses = Vec::new();
-    let save = |model: &Transformer, optim_bytes: Vec<u8>, step: usize, seconds: f64| -> Result<PathBuf, TrainError> {
-        let config_json = serde_json::to_string_pretty(&serde_json::json!({
-            "stage": cfg.objective.name(),
-            "model": mcfg,
-            "prefs": cfg,
-            "init": init.display().to_string(),
-            "reference": reference.unwrap_or(init).display().to_string(),
-        }))
-        .expect("config serialises");
-        let payload = Payload {
-            model_safetensors: weights::to_safetensors(&model.valid(), &Default::default()),
-            config_json,
-            optimizer: optim_bytes,
-            tokenizer_json: loaded.payload.tokenizer_json.clone(),
-        };
-        let state = TrainState::at(step, 0, cfg.seed, step as u128, seconds);
-        checkpoint::save(out_dir, &payload, state, 2)
-    };
+    let config = serde_json::json!({
+        "stage": cfg.objective.name(),
+        "model": mcfg,
+        "prefs": cfg,
+        "init": init.display().to_string(),
+        "reference": reference.unwrap_or(init).display().to_string(),
+    });
     let mut last = None;
     for step in start..cfg.steps {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -454,10 +376,10 @@ pub fn prefs(
         let due = done == cfg.steps || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0);
         let stop = opts.stop_after.is_some_and(|k| done >= k);
         if due || stop {
-            let bytes = optim
-                .into_bytes()
-                .map_err(|e| TrainError::Engine(format!("cannot serialise optimiser state: {e:?}")))?;
-            last = Some(save(&model, bytes.to_vec(), done, prior_seconds + started.elapsed().as_secs_f64())?);
+            let state =
+                TrainState::at(done, 0, cfg.seed, done as u128, finetune::seconds_since(started, prior_seconds));
+            let tok_json = &loaded.payload.tokenizer_json;
+            last = Some(finetune::save(out_dir, &model, &optim, config.clone(), tok_json, state, 2)?);
         }
         if stop {
             break;
@@ -468,17 +390,16 @@ pub fn prefs(
         Some(d) => d,
         None => start_dir.clone(),
     };
-    let tenth = (losses.len() / 10).max(1);
-    let mean = |s: &[f64]| if s.is_empty() { f64::NAN } else { s.iter().sum::<f64>() / s.len() as f64 };
+    let (first_loss, last_loss) = finetune::first_last(&losses);
     Ok(PrefSummary {
         objective: cfg.objective.name().into(),
         steps: cfg.steps,
         pairs: pairs.len(),
-        first_loss: mean(&losses[..tenth.min(losses.len())]),
-        last_loss: mean(&losses[losses.len().saturating_sub(tenth)..]),
+        first_loss,
+        last_loss,
         losses,
         resumed_from: start,
-        seconds: prior_seconds + started.elapsed().as_secs_f64(),
+        seconds: finetune::seconds_since(started, prior_seconds),
         checkpoint,
     })
 }

@@ -19,6 +19,16 @@
 //! [prefs]
 //! objective = { kind = "dpo", beta = 0.1 }
 //! ```
+//!
+//! ```toml
+//! init = "runs/sft/checkpoints/step-000300"
+//! tasks = "world/tasks.jsonl"      # world tasks; only split = "train" ones are used
+//! mode = "trace"                   # or "tools" (then kb = "world/kb.jsonl")
+//! out_dir = "runs/grpo"
+//! [grpo]
+//! steps = 100
+//! group = 8
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::distill::DistillConfig;
 use crate::error::{io_err, TrainError};
+use crate::eval::AnswerMode;
+use crate::grpo::GrpoConfig;
 use crate::prefs::{Pair, PrefConfig};
 use crate::sft::{Example, SftConfig};
 
@@ -91,6 +103,50 @@ impl DistillRun {
     pub fn load_data(&self) -> Result<Vec<Example>, TrainError> {
         let text = std::fs::read_to_string(&self.data).map_err(|e| io_err(&self.data, "cannot read examples", e))?;
         crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())
+    }
+}
+
+/// `ascent grpo --config`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpoRun {
+    pub init: PathBuf,
+    /// The KL reference (default: `init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<PathBuf>,
+    /// World tasks (JSONL, as `ascent world` writes them); the train split is used.
+    pub tasks: PathBuf,
+    /// How the model answers: `trace` or `tools` (`direct` works too).
+    pub mode: AnswerMode,
+    /// The knowledge base (`kb.jsonl`) the tools read, in tools mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb: Option<PathBuf>,
+    pub out_dir: PathBuf,
+    #[serde(default)]
+    pub grpo: GrpoConfig,
+}
+
+impl GrpoRun {
+    pub fn example() -> Self {
+        Self {
+            init: "runs/sft/checkpoints/step-000300".into(),
+            reference: None,
+            tasks: "world/tasks.jsonl".into(),
+            mode: AnswerMode::Trace,
+            kb: None,
+            out_dir: "runs/grpo".into(),
+            grpo: GrpoConfig::default(),
+        }
+    }
+
+    /// The train-split tasks of the recipe's task file.
+    pub fn load_tasks(&self) -> Result<Vec<world::Task>, TrainError> {
+        let all = crate::eval::read_tasks(&self.tasks)?;
+        let train: Vec<world::Task> = all.into_iter().filter(|t| t.split == world::Split::Train).collect();
+        if train.is_empty() {
+            return Err(TrainError::Data(format!("{}: no task of the train split", self.tasks.display())));
+        }
+        Ok(train)
     }
 }
 
