@@ -505,8 +505,8 @@ fn main() -> Result<()> {
             }
             let path = config.expect("clap requires --config");
             let run: DistillRun = read_toml(&path)?;
-            let examples = run.load_data()?;
-            let s = train::distill::distill(&run.teacher, &run.student, &examples, &run.distill, &run.out_dir)
+            let (examples, replay) = run.load_data()?;
+            let s = train::distill::distill(&run.teacher, &run.student, &examples, &replay, &run.distill, &run.out_dir)
                 .context("distillation failed")?;
             println!(
                 "done: {} steps on {} examples in {:.1}s; loss (τ²·KL) {:.4} -> {:.4}",

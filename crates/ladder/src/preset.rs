@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md and the issue notes); `large` is for a GPU.
 
 use serde::{Deserialize, Serialize};
+use train::distill::DistillConfig;
 use train::grpo::GrpoConfig;
 use train::prefs::PrefConfig;
 use train::reward::RewardConfig;
@@ -59,14 +60,28 @@ pub struct Preset {
     pub pref_samples: usize,
     /// Passes over the pairs (sets `prefs.steps` once the pairs are known; 0 = use it as is).
     pub pref_epochs: f64,
+    /// Stepwise rounds of the preference rung: each samples the previous round's model for new
+    /// pairs and takes it as the reference (1 = plain DPO).
+    #[serde(default = "one_round")]
+    pub pref_rounds: usize,
     /// The rejection-sampling rung, from `cot-sft` (its sampler seed is set per run).
     pub rft: RftConfig,
     /// The GRPO rung, from `cot-sft`.
     pub grpo: GrpoConfig,
+    /// The distillation rung: its teacher (a rung answering in trace mode), the student's width
+    /// (at most `d_model / √2`, so that it has at most half the parameters) and the distillation
+    /// recipe. The student's gold-trace fine-tune uses `sft`.
+    pub distill_teacher: String,
+    pub student_width: usize,
+    pub distill: DistillConfig,
     /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
     pub eval_per_family: usize,
     /// Prompts decoded together per thread.
     pub eval_batch: usize,
+}
+
+fn one_round() -> usize {
+    1
 }
 
 /// The preset names.
@@ -93,6 +108,16 @@ impl Preset {
             optim: train::config::OptimSection { lr: 5e-4, weight_decay: 0.0, ..Default::default() },
             checkpoint_every: 25,
             ..GrpoConfig::default()
+        };
+        // Distillation as long as the reasoning fine-tune, replaying the corpus as it does.
+        let default_distill = DistillConfig {
+            steps: 600,
+            batch_size: 16,
+            temperature: 1.0,
+            optim: train::config::OptimSection { lr: 3e-3, ..base_sft.optim.clone() },
+            warmup_steps: 10,
+            replay_fraction: 0.25,
+            ..DistillConfig::default()
         };
         Ok(match name {
             "smoke" => Self {
@@ -126,6 +151,7 @@ impl Preset {
                 },
                 pref_samples: 4,
                 pref_epochs: 0.0,
+                pref_rounds: 1,
                 rft: RftConfig {
                     rounds: 1,
                     samples: 2,
@@ -134,6 +160,7 @@ impl Preset {
                     per_question: 1,
                     sft: SftConfig { steps: 4, batch_size: 8, warmup_steps: 1, ..SftConfig::default() },
                     batch: 16,
+                    rationalize: false,
                 },
                 grpo: GrpoConfig {
                     steps: 4,
@@ -144,6 +171,9 @@ impl Preset {
                     batch: 16,
                     ..GrpoConfig::default()
                 },
+                distill_teacher: "cot-sft".into(),
+                student_width: 32,
+                distill: DistillConfig { steps: 20, batch_size: 8, warmup_steps: 2, ..default_distill.clone() },
                 eval_per_family: 8,
                 eval_batch: 16,
             },
@@ -201,6 +231,7 @@ impl Preset {
                 // Two passes, as DPO is usually run (200 fixed steps were 10 passes over the
                 // 160 pairs of the default run and cost 14 points: see the notes).
                 pref_epochs: 2.0,
+                pref_rounds: 1,
                 // Each round: 4 samples per train question at 0.7, the right ones whose steps all
                 // check kept (2 at most per question), 200 steps of the reasoning fine-tune.
                 rft: RftConfig {
@@ -216,8 +247,12 @@ impl Preset {
                         ..base_sft.clone()
                     },
                     batch: 32,
+                    rationalize: false,
                 },
                 grpo: default_grpo.clone(),
+                distill_teacher: "rft".into(),
+                student_width: 64,
+                distill: default_distill.clone(),
                 eval_per_family: 0,
                 eval_batch: 32,
             },
@@ -246,6 +281,7 @@ impl Preset {
                 prefs: PrefConfig { batch_size: 16, ..default_prefs },
                 pref_samples: 4,
                 pref_epochs: 2.0,
+                pref_rounds: 1,
                 rft: RftConfig {
                     rounds: 2,
                     samples: 4,
@@ -254,8 +290,12 @@ impl Preset {
                     per_question: 2,
                     sft: SftConfig { steps: 200, batch_size: 32, ..SftConfig::default() },
                     batch: 64,
+                    rationalize: false,
                 },
                 grpo: GrpoConfig { batch: 64, ..default_grpo },
+                distill_teacher: "rft".into(),
+                student_width: 128,
+                distill: DistillConfig { batch_size: 32, ..default_distill },
                 eval_per_family: 0,
                 eval_batch: 64,
             },

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use model::engine;
+use model::{engine, Sampling};
 use report::{LadderReport, RecallProbe, RungReport, WorldInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -319,7 +319,8 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
     let mut examples: BTreeMap<(SftData, usize, usize), Vec<Example>> = BTreeMap::new();
     let mut example_shas: BTreeMap<(SftData, usize, usize), String> = BTreeMap::new();
     for spec in &specs {
-        let Stage::Sft { data, .. } = &spec.stage else { continue };
+        let Some(data) = spec.stage.sft_data() else { continue };
+        let data = &data;
         let key = (*data, spec.retrieve, spec.fictional);
         if examples.contains_key(&key) {
             continue;
@@ -431,8 +432,8 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         });
         // A fine-tuning rung also depends on the exact examples it trains on, and a retrieval
         // rung on the index it reads.
-        if let Stage::Sft { data, .. } = &spec.stage {
-            key_fields["data"] = serde_json::json!(example_shas[&(*data, spec.retrieve, spec.fictional)]);
+        if let Some(data) = spec.stage.sft_data() {
+            key_fields["data"] = serde_json::json!(example_shas[&(data, spec.retrieve, spec.fictional)]);
         }
         if let (true, Some(ix)) = (spec.retrieve > 0, &index) {
             key_fields["index"] = serde_json::json!(ix.meta().corpus_sha256);
@@ -869,6 +870,91 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let flops = 6.0 * parent.report.params as f64 * tokens as f64;
             (ckpt, tokens, flops, parent.report.model.clone(), parent.report.params, 0.0)
         }
+        Stage::Distill { student, sft: sft_cfg, distill, samples, sampling, per_question, .. } => {
+            let teacher = x.parent.expect("a distillation rung has a teacher");
+            // The student, pretrained on the teacher's corpus (resumed if the rung was stopped).
+            let mut cfg = (**student).clone();
+            cfg.out_dir = dir.join("student");
+            cfg.data.corpus = x.data_dir.join(format!("pretrain-r{}.txt", x.renderings)).display().to_string();
+            cfg.data.val_corpus = x.val_path.display().to_string();
+            cfg.data.tokenizer = x.tok_path.display().to_string();
+            cfg.threads = x.opts.threads;
+            let resume = checkpoint::latest(&cfg.out_dir).is_some();
+            let ps = train::pretrain(&cfg, &RunOptions { resume, quiet: x.opts.quiet, ..Default::default() })?;
+            if ps.params * 2 > teacher.report.params {
+                return Err(LadderError::Input(format!(
+                    "rung {}: the student has {} parameters, more than half the teacher's {}; lower student_width",
+                    x.spec.name, ps.params, teacher.report.params
+                )));
+            }
+            let student_ckpt = checkpoint::latest(&cfg.out_dir)
+                .ok_or_else(|| LadderError::Input(format!("rung {}: the student wrote no checkpoint", x.spec.name)))?;
+            let replay = x.k.corpus_documents(x.renderings)?;
+            let gold = &x.examples[&(SftData::Traces, 0, 0)];
+            let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
+
+            // The reference point: the same student fine-tuned on the gold traces.
+            let sft_dir = dir.join("student-sft");
+            if sft_dir.exists() {
+                std::fs::remove_dir_all(&sft_dir).map_err(|e| io_err(&sft_dir, "cannot clear", e))?;
+            }
+            let gs = sft::sft(&student_ckpt, gold, &replay, sft_cfg, &sft_dir, x.opts.quiet)?;
+            let (gm, gtok, _) = eval::load_for_inference(&gs.checkpoint, &device)?;
+            let opts = EvalOptions { mode: AnswerMode::Trace, batch: x.preset.eval_batch, ..Default::default() };
+            let g = eval::evaluate(&gm, &gtok, x.eval_tasks, &opts, &device)?;
+            extra.insert(
+                "student_sft_gold".into(),
+                serde_json::json!({
+                    "all": g.overall.accuracy,
+                    "by_family": g.by_family.iter().map(|(f, s)| (f.clone(), s.accuracy)).collect::<BTreeMap<_, _>>(),
+                }),
+            );
+
+            // The teacher's verified answers to the train questions.
+            let (tm, ttok, _) = eval::load_for_inference(&teacher.checkpoint, &device)?;
+            let (draws, _) = testtime::sample_tasks(
+                &tm,
+                &ttok,
+                x.train_tasks,
+                AnswerMode::Trace,
+                *samples,
+                sampling,
+                x.preset.eval_batch,
+                x.kb_index,
+                &device,
+            )?;
+            let mut examples = gold.clone();
+            for (t, d) in x.train_tasks.iter().zip(&draws) {
+                let mut kept = BTreeSet::new();
+                for a in d.draws.iter().filter(|a| a.correct && a.steps > 0 && a.true_steps == a.steps) {
+                    if kept.len() < *per_question && a.completion != t.trace && kept.insert(a.completion.as_str()) {
+                        examples.push(Example::new(eval::prompt(&t.question, AnswerMode::Trace), a.completion.clone()));
+                    }
+                }
+            }
+            extra.insert("teacher_samples_kept".into(), serde_json::json!(examples.len() - gold.len()));
+            if train_dir.exists() {
+                std::fs::remove_dir_all(&train_dir).map_err(|e| io_err(&train_dir, "cannot clear", e))?;
+            }
+            let ds =
+                train::distill::distill(&teacher.checkpoint, &student_ckpt, &examples, &replay, distill, &train_dir)?;
+            extra.insert("distill_loss_first".into(), serde_json::json!(ds.first_loss));
+            extra.insert("distill_loss_last".into(), serde_json::json!(ds.last_loss));
+            extra.insert("teacher".into(), serde_json::json!(teacher.report.name));
+            extra.insert("teacher_params".into(), serde_json::json!(teacher.report.params));
+            extra.insert("param_ratio".into(), serde_json::json!(ps.params as f64 / teacher.report.params as f64));
+            if let Some((_, v)) = ps.val_losses.last() {
+                extra.insert("student_val_loss_heldout_qa".into(), serde_json::json!(v));
+            }
+            // Compute: the student's pretraining and the distillation (student forward and
+            // backward, teacher forward) over the rows it saw.
+            let mean_row = examples.iter().map(|e| e.tokens(&gtok).map_or(0, |r| r.0.len())).sum::<usize>() as f64
+                / examples.len() as f64;
+            let tokens = (distill.steps * distill.batch_size) as f64 * mean_row;
+            let flops = ps.model.train_flops_per_token(cfg.train.seq_len) as f64 * ps.tokens_seen as f64
+                + (6.0 * ps.params as f64 + 2.0 * teacher.report.params as f64) * tokens;
+            (ds.checkpoint, ps.tokens_seen + tokens as u64, flops, ps.model.summary(), ps.params, 0.0)
+        }
         Stage::Grpo { config, .. } => {
             let parent = x.parent.expect("a GRPO rung has a parent");
             let resume = checkpoint::latest(&train_dir).is_some();
@@ -910,58 +996,69 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let flops = 6.0 * p * trained * config.updates as f64 + 2.0 * p * (sampled + 2.0 * trained);
             (s.checkpoint, trained as u64, flops, parent.report.model.clone(), parent.report.params, 0.0)
         }
-        Stage::Prefs { samples, sampling, config, epochs, .. } => {
+        Stage::Prefs { samples, sampling, config, epochs, rounds, .. } => {
             let parent = x.parent.expect("a preference rung has a parent");
             let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
-            let (policy, tok, _) = eval::load_for_inference(&parent.checkpoint, &device)?;
             let mode = x.spec.answer_mode;
-            let (draws, sample_seconds) = testtime::sample_tasks(
-                &policy,
-                &tok,
-                x.train_tasks,
-                mode,
-                *samples,
-                sampling,
-                x.preset.eval_batch,
-                x.kb_index,
-                &device,
-            )?;
-            let pairs = preference_pairs(x.train_tasks, &draws, mode);
-            extra.insert("pairs".into(), serde_json::json!(pairs.len()));
-            extra.insert("sample_seconds".into(), serde_json::json!(sample_seconds));
-            let right = draws.iter().flat_map(|t| &t.draws).filter(|d| d.correct).count();
-            let all = draws.iter().map(|t| t.draws.len()).sum::<usize>().max(1);
-            extra.insert("train_samples_correct".into(), serde_json::json!(right as f64 / all as f64));
-            if pairs.is_empty() {
-                // Nothing to prefer (every sample right, or every one wrong): the rung is the
-                // parent's model, and says so.
-                tracing::warn!(
-                    "rung {}: no train question had both a right and a wrong sample; not trained",
-                    x.spec.name
-                );
-                extra.insert(
-                    "not_trained".into(),
-                    serde_json::json!("no train question had both a right and a wrong sampled answer"),
-                );
-                (parent.checkpoint.clone(), 0, 0.0, parent.report.model.clone(), parent.report.params, 0.0)
-            } else {
+            // Each round samples the current model for pairs and optimises it against itself as
+            // the reference (one round: plain DPO from the parent).
+            let mut current = parent.checkpoint.clone();
+            let (mut tokens, mut per_round) = (0u64, Vec::new());
+            for round in 0..*rounds {
+                let (policy, tok, _) = eval::load_for_inference(&current, &device)?;
+                let round_sampling =
+                    Sampling { seed: sampling.seed.wrapping_add(round as u64 * 7919), ..sampling.clone() };
+                let (draws, sample_seconds) = testtime::sample_tasks(
+                    &policy,
+                    &tok,
+                    x.train_tasks,
+                    mode,
+                    *samples,
+                    &round_sampling,
+                    x.preset.eval_batch,
+                    x.kb_index,
+                    &device,
+                )?;
+                let pairs = preference_pairs(x.train_tasks, &draws, mode);
+                let right = draws.iter().flat_map(|t| &t.draws).filter(|d| d.correct).count();
+                let all = draws.iter().map(|t| t.draws.len()).sum::<usize>().max(1);
+                let mut info = serde_json::json!({
+                    "pairs": pairs.len(),
+                    "sample_seconds": sample_seconds,
+                    "train_samples_correct": right as f64 / all as f64,
+                });
+                if pairs.is_empty() {
+                    // Nothing to prefer (every sample right, or every one wrong): this round's
+                    // model is the last one's, and the report says so.
+                    tracing::warn!(
+                        "rung {}: no train question had both a right and a wrong sample; round {} not trained",
+                        x.spec.name,
+                        round + 1
+                    );
+                    info["not_trained"] =
+                        serde_json::json!("no train question had both a right and a wrong sampled answer");
+                    per_round.push(info);
+                    break;
+                }
                 let mut config = config.clone();
                 if *epochs > 0.0 {
                     config.steps = ((epochs * pairs.len() as f64) / config.batch_size as f64).ceil().max(2.0) as usize;
                     config.warmup_steps = config.warmup_steps.min(config.steps / 10);
                 }
-                extra.insert("steps".into(), serde_json::json!(config.steps));
-                let resume = checkpoint::latest(&train_dir).is_some();
+                let out = if *rounds == 1 { train_dir.clone() } else { train_dir.join(format!("round-{}", round + 1)) };
+                let resume = checkpoint::latest(&out).is_some();
                 let s = train::prefs::prefs(
-                    &parent.checkpoint,
-                    None,
+                    &current,
+                    Some(&current),
                     &pairs,
                     &config,
-                    &train_dir,
+                    &out,
                     &RunOptions { resume, quiet: x.opts.quiet, ..Default::default() },
                 )?;
-                extra.insert("loss_first".into(), serde_json::json!(s.first_loss));
-                extra.insert("loss_last".into(), serde_json::json!(s.last_loss));
+                info["steps"] = serde_json::json!(config.steps);
+                info["loss_first"] = serde_json::json!(s.first_loss);
+                info["loss_last"] = serde_json::json!(s.last_loss);
+                per_round.push(info);
                 // Tokens: both answers of every pair drawn, each with its prompt.
                 let mean_row = pairs
                     .iter()
@@ -971,10 +1068,20 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
                     })
                     .sum::<usize>() as f64
                     / pairs.len() as f64;
-                let tokens = (config.steps as f64 * config.batch_size as f64 * mean_row) as u64;
-                let flops = 6.0 * parent.report.params as f64 * tokens as f64;
-                (s.checkpoint, tokens, flops, parent.report.model.clone(), parent.report.params, 0.0)
+                tokens += (config.steps as f64 * config.batch_size as f64 * mean_row) as u64;
+                current = s.checkpoint;
             }
+            // The first round's figures at the top level (as a one-round rung reports them).
+            if let Some(serde_json::Value::Object(first)) = per_round.first() {
+                for (k, v) in first {
+                    extra.insert(k.clone(), v.clone());
+                }
+            }
+            if *rounds > 1 {
+                extra.insert("rounds".into(), serde_json::json!(per_round));
+            }
+            let flops = 6.0 * parent.report.params as f64 * tokens as f64;
+            (current, tokens, flops, parent.report.model.clone(), parent.report.params, 0.0)
         }
     };
 

@@ -7,6 +7,7 @@
 use model::Sampling;
 use serde::{Deserialize, Serialize};
 use train::config::{ScheduleKind, ScheduleSection};
+use train::distill::DistillConfig;
 use train::eval::AnswerMode;
 use train::grpo::GrpoConfig;
 use train::prefs::{Objective, PrefConfig};
@@ -45,7 +46,17 @@ pub enum Stage {
     /// chosen over a wrong one for the same question. With `epochs > 0` the run takes that many
     /// passes over the pairs (`config.steps` is then set from the number of pairs, which is only
     /// known once they are sampled).
-    Prefs { from: String, samples: usize, sampling: Sampling, config: PrefConfig, epochs: f64 },
+    /// With `rounds > 1`, stepwise: each round samples the previous round's model for new pairs
+    /// and optimises it with itself as the reference.
+    Prefs {
+        from: String,
+        samples: usize,
+        sampling: Sampling,
+        config: PrefConfig,
+        epochs: f64,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        rounds: usize,
+    },
     /// Rejection-sampling fine-tuning rounds from the model of rung `from` on its own verified
     /// answers to the train questions ([`train::rft`]), replaying the corpus.
     Rft { from: String, config: RftConfig },
@@ -53,6 +64,21 @@ pub enum Stage {
     /// ([`train::grpo`]). The held-out questions are also sampled `k` times with `sampling`,
     /// before (the parent's model) and after, for pass@1 and pass@k.
     Grpo { from: String, config: GrpoConfig, k: usize, sampling: Sampling },
+    /// Distillation of the model of rung `from` (the teacher) into a smaller student: the student
+    /// is pretrained with `student` on the teacher's corpus, then (the reference point) fine-tuned
+    /// with `sft` on the gold traces, and (the rung's model) distilled from the teacher with
+    /// `distill` (forward KL to the teacher's next-token distributions, replaying the corpus) on
+    /// the gold traces and the teacher's own verified answers to the train questions (`samples`
+    /// each, drawn with `sampling`; right answer, every step true, at most `per_question` kept).
+    Distill {
+        from: String,
+        student: Box<PretrainConfig>,
+        sft: SftConfig,
+        distill: DistillConfig,
+        samples: usize,
+        sampling: Sampling,
+        per_question: usize,
+    },
 }
 
 impl Stage {
@@ -64,7 +90,17 @@ impl Stage {
             | Stage::TestTime { from, .. }
             | Stage::Prefs { from, .. }
             | Stage::Rft { from, .. }
-            | Stage::Grpo { from, .. } => Some(from),
+            | Stage::Grpo { from, .. }
+            | Stage::Distill { from, .. } => Some(from),
+        }
+    }
+
+    /// The fine-tuning examples this stage trains on, made from the train tasks, if any.
+    pub fn sft_data(&self) -> Option<SftData> {
+        match self {
+            Stage::Sft { data, .. } => Some(*data),
+            Stage::Distill { .. } => Some(SftData::Traces),
+            _ => None,
         }
     }
 }
@@ -116,6 +152,14 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 /// The pretraining recipe of the baseline: `gpt2`, AdamW at a constant rate after warmup.
 fn base_pretrain(p: &Preset, seed: u64) -> PretrainConfig {
     let mut c = PretrainConfig { seed, ..PretrainConfig::default() };
@@ -156,6 +200,10 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
     schedule.schedule.min_lr_ratio = 0.0;
 
     let sft = SftConfig { seed, ..p.sft.clone() };
+    // The student: the schedule rung's recipe at `student_width` (heads cut to keep their size).
+    let mut student = schedule.clone();
+    student.model.d_model = p.student_width;
+    student.model.n_heads = (p.n_heads * p.student_width / p.d_model).max(1);
     let sampling = Sampling::temperature(p.sample_temperature, seed);
     vec![
         RungSpec {
@@ -260,9 +308,10 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
         RungSpec {
             name: p.prefs.objective.name().into(),
             lever: format!(
-                "{} from cot-sft ({} passes) on pairs of its own sampled traces of train questions, {} per question: \
+                "{}{} from cot-sft ({} passes) on pairs of its own sampled traces of train questions, {} per question: \
                  a verified-correct trace chosen over a wrong one{}",
                 p.prefs.objective.name().to_uppercase(),
+                if p.pref_rounds > 1 { format!(" in {} stepwise rounds", p.pref_rounds) } else { String::new() },
                 p.pref_epochs,
                 p.pref_samples,
                 match p.prefs.objective {
@@ -276,6 +325,7 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 sampling: Sampling { seed: sampling.seed.wrapping_add(2), ..sampling },
                 config: PrefConfig { seed, ..p.prefs.clone() },
                 epochs: p.pref_epochs,
+                rounds: p.pref_rounds,
             },
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
@@ -299,6 +349,27 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 config: GrpoConfig { seed, ..p.grpo.clone() },
                 k: p.samples,
                 sampling: sampling.clone(),
+            },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+        },
+        RungSpec {
+            name: "distill".into(),
+            lever: format!(
+                "the {} model distilled into a student of width {} (at most half the parameters; pretrained on the \
+                 same corpus): forward KL at temperature {} to the teacher's distributions on the gold traces and the \
+                 teacher's verified answers, beside the same student fine-tuned on the gold traces",
+                p.distill_teacher, p.student_width, p.distill.temperature
+            ),
+            stage: Stage::Distill {
+                from: p.distill_teacher.clone(),
+                student: Box::new(student),
+                sft: sft.clone(),
+                distill: DistillConfig { seed, ..p.distill.clone() },
+                samples: p.rft.samples,
+                sampling: Sampling { seed: sampling.seed.wrapping_add(4), ..p.rft.sampling.clone() },
+                per_question: p.rft.per_question,
             },
             answer_mode: AnswerMode::Trace,
             retrieve: 0,

@@ -42,6 +42,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
             "rft",
             "dpo",
             "grpo",
+            "distill",
             "reflection",
             "tools",
             "retrieval"
@@ -98,11 +99,16 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     let (p1, pk) = (grpo.extra["pass_at_1"].as_f64().unwrap(), grpo.extra["pass_at_4"].as_f64().unwrap());
     assert!(p1 <= pk + 1e-12 && grpo.extra.contains_key("start_pass_at_4"), "{:?}", grpo.extra);
     assert_eq!(grpo.extra["start_pass_at_4"], r.rungs[5].extra["pass_at_4"], "the same draws as self-consistency");
-    let tools = &r.rungs[12];
+    let distill = &r.rungs[11];
+    let ratio = distill.extra["param_ratio"].as_f64().unwrap();
+    assert!(ratio <= 0.5 && distill.params * 2 <= r.rungs[4].params, "student/teacher parameters {ratio}");
+    assert!(distill.extra["student_sft_gold"]["all"].is_number(), "{:?}", distill.extra);
+    assert!(dir.path().join("rungs/11-distill/student-sft").is_dir());
+    let tools = &r.rungs[13];
     assert_eq!(tools.answer_mode, "tools");
     assert!(tools.extra.contains_key("tool_calls_per_question"), "{:?}", tools.extra);
     assert!(tools.extra.contains_key("arithmetic_by_answer_digits"));
-    let rag = &r.rungs[13];
+    let rag = &r.rungs[14];
     let found = rag.extra["retrieved_all_people"].as_f64().unwrap();
     assert!(found > 0.5, "retrieval found every person asked about in only {found} of questions");
     assert!(dir.path().join("world/index/meta.json").is_file());
@@ -154,7 +160,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     o.overrides = vec!["tuned_lr=0.005".into()];
     let changed = run(&o, &mut |_| {}).unwrap();
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
-    assert_eq!(reused, [[true; 3].as_slice(), &[false; 11]].concat());
+    assert_eq!(reused, [[true; 3].as_slice(), &[false; 12]].concat());
 
     // `only` runs the named rungs and what they build on, nothing else.
     let mut o = opts(dir.path());

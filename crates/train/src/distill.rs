@@ -6,9 +6,12 @@
 //! `τ² · Σ_v p_T(v) (log p_T(v) − log p_S(v))` with `p = softmax(logits / τ)`, averaged over
 //! positions. The `τ²` keeps gradient sizes comparable across temperatures. The teacher's
 //! probabilities are computed batch by batch on the inference device, without a graph. Teacher
-//! and student share the tokenizer; their sizes may differ. Sequence-level distillation (the
-//! student fine-tuned on the teacher's verified samples) is [`crate::sft::sft`] on those
-//! samples.
+//! and student share the tokenizer; their sizes may differ. With `replay_fraction > 0`, that
+//! share of each batch's rows are windows of pretraining text, every position distilled (the
+//! teacher's distributions over the corpus, which keep the student's knowledge where the
+//! examples alone would wear it away, as replay does in [`crate::sft`]). Sequence-level
+//! distillation (the student fine-tuned on the teacher's verified samples) is
+//! [`crate::sft::sft`] on those samples.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,6 +45,8 @@ pub struct DistillConfig {
     pub temperature: f64,
     pub optim: OptimSection,
     pub warmup_steps: usize,
+    /// Fraction of each batch's rows that are windows of the replayed text (0 = none).
+    pub replay_fraction: f64,
 }
 
 impl Default for DistillConfig {
@@ -53,6 +58,7 @@ impl Default for DistillConfig {
             temperature: 2.0,
             optim: OptimSection { lr: 1e-3, ..OptimSection::default() },
             warmup_steps: 10,
+            replay_fraction: 0.0,
         }
     }
 }
@@ -129,6 +135,7 @@ pub fn distill(
     teacher: &Path,
     student_init: &Path,
     examples: &[Example],
+    replay: &[String],
     cfg: &DistillConfig,
     out_dir: &Path,
 ) -> Result<DistillSummary, TrainError> {
@@ -147,6 +154,12 @@ pub fn distill(
     if examples.is_empty() {
         return Err(TrainError::Data("distillation needs at least one example".into()));
     }
+    if !(0.0..1.0).contains(&cfg.replay_fraction) {
+        return Err(TrainError::Config {
+            field: "distill.replay_fraction".into(),
+            message: format!("must be in [0, 1), got {}", cfg.replay_fraction),
+        });
+    }
     let device = engine::device(engine::Backend::Cpu).map_err(TrainError::Engine)?;
     let train_device = engine::training_device(&device);
     let tok = checkpoint::load(student_init)?.model_and_tokenizer()?.1;
@@ -163,6 +176,18 @@ pub fn distill(
         )));
     }
     let max_seq = t_model.config().max_seq_len.min(student.config().max_seq_len);
+    // Replay windows as long as the longest example (within the context), every position trained.
+    let window = longest.min(max_seq + 1);
+    let mut stream = Vec::new();
+    for d in replay {
+        stream.extend(tok.encode(d));
+        stream.push(Special::Eos.id());
+    }
+    let n_replay = if stream.len() > window + 1 {
+        ((cfg.batch_size as f64 * cfg.replay_fraction).round() as usize).min(cfg.batch_size - 1)
+    } else {
+        0
+    };
     let schedule = ScheduleSection {
         kind: ScheduleKind::Cosine,
         warmup_steps: cfg.warmup_steps,
@@ -174,7 +199,16 @@ pub fn distill(
     let started = Instant::now();
     let mut losses = Vec::with_capacity(cfg.steps);
     for step in 0..cfg.steps {
-        let picks: Vec<_> = (0..cfg.batch_size).map(|_| &rows[rng.random_range(0..rows.len())]).collect();
+        let windows: Vec<(Vec<u32>, Vec<bool>)> = (0..n_replay)
+            .map(|_| {
+                let s = rng.random_range(0..stream.len() - window);
+                (stream[s..s + window].to_vec(), vec![true; window])
+            })
+            .collect();
+        let picks: Vec<_> = (0..cfg.batch_size - n_replay)
+            .map(|_| &rows[rng.random_range(0..rows.len())])
+            .chain(windows.iter())
+            .collect();
         let (x_plain, _) = rows_to_tensors(&picks, max_seq, &device);
         let target = teacher_logp(&t_model, x_plain, cfg.temperature, &train_device);
         let (x, w) = rows_to_tensors(&picks, max_seq, &train_device);

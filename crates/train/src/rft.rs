@@ -8,9 +8,14 @@
 //! its samples kept. After the last round the final model is sampled once more, so the report
 //! has one yield per model: the starting one and one after each round.
 //!
-//! Simplifications: no rationalisation (STaR's second pass, which shows the answer as a hint
-//! for questions the model failed), and each round fine-tunes the previous round's model rather
-//! than restarting from the base model as STaR does.
+//! **Rationalisation** (STaR's second pass, optional): for each question none of whose samples
+//! was kept, the model is sampled again with the answer given as a hint before the question
+//! ([`hint`]); the answers that then verify are kept as if written without the hint (the
+//! fine-tuning prompt is the plain question), so the model learns to reach answers it could not
+//! find alone.
+//!
+//! Simplification: each round fine-tunes the previous round's model rather than restarting
+//! from the base model as STaR does.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -42,6 +47,15 @@ pub struct RftConfig {
     pub sft: SftConfig,
     /// Prompts decoded together per thread when sampling.
     pub batch: usize,
+    /// Sample the questions with no kept answer again with the answer as a hint (STaR's
+    /// rationalisation); what verifies is kept under the plain question.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rationalize: bool,
+}
+
+/// The hint put before a question when rationalising: the answer, stated.
+pub fn hint(answer: &str) -> String {
+    format!("Hint: the answer is {answer}.\n")
 }
 
 /// One model's yield: the starting model (`round` 0) or the model after round `round`.
@@ -54,6 +68,10 @@ pub struct RoundYield {
     pub yield_fraction: f64,
     /// Questions with at least one kept answer.
     pub questions_solved: f64,
+    /// Of the questions with none, how many a rationalised answer (sampled with the answer as a
+    /// hint) was kept for.
+    #[serde(default)]
+    pub rationalized: usize,
     /// Examples the round fine-tuned on (0 for the last measurement), and the token positions
     /// of that fine-tune.
     pub trained_on: usize,
@@ -92,14 +110,11 @@ pub fn rft(
         let sampling = Sampling { seed: cfg.sampling.seed.wrapping_add(round as u64 * 7919), ..cfg.sampling.clone() };
         let (draws, _) =
             testtime::sample_tasks(&model, &tok, tasks, mode, cfg.samples, &sampling, cfg.batch, kb, &device)?;
+        let keep = |x: &testtime::Draw| x.correct && (!cfg.all_steps || (x.steps > 0 && x.true_steps == x.steps));
         let mut examples = Vec::new();
         let (mut kept, mut solved, mut total) = (0usize, 0usize, 0usize);
         for (t, d) in tasks.iter().zip(&draws) {
-            let good: Vec<&testtime::Draw> = d
-                .draws
-                .iter()
-                .filter(|x| x.correct && (!cfg.all_steps || (x.steps > 0 && x.true_steps == x.steps)))
-                .collect();
+            let good: Vec<&testtime::Draw> = d.draws.iter().filter(|x| keep(x)).collect();
             total += d.draws.len();
             kept += good.len();
             solved += usize::from(!good.is_empty());
@@ -111,6 +126,39 @@ pub fn rft(
             }
         }
         let last = round == cfg.rounds;
+        let mut rationalized = 0;
+        if cfg.rationalize && !last {
+            let failed: Vec<Task> = tasks
+                .iter()
+                .zip(&draws)
+                .filter(|(_, d)| !d.draws.iter().any(|x| keep(x)))
+                .map(|(t, _)| t.clone())
+                .collect();
+            if !failed.is_empty() {
+                let hints: Vec<String> = failed.iter().map(|t| hint(&t.answer)).collect();
+                let (again, _) = testtime::sample_tasks_after(
+                    &model,
+                    &tok,
+                    &failed,
+                    Some(&hints),
+                    mode,
+                    cfg.samples,
+                    &sampling,
+                    cfg.batch,
+                    kb,
+                    &device,
+                )?;
+                for (t, d) in failed.iter().zip(&again) {
+                    let mut seen = BTreeSet::new();
+                    for g in d.draws.iter().filter(|x| keep(x)) {
+                        if seen.len() < cfg.per_question && seen.insert(g.completion.as_str()) {
+                            examples.push(Example::new(eval::prompt(&t.question, mode), g.completion.clone()));
+                        }
+                    }
+                    rationalized += usize::from(!seen.is_empty());
+                }
+            }
+        }
         let trained_on = if last { 0 } else { examples.len() };
         let mut trained_tokens = 0;
         if !last && !examples.is_empty() {
@@ -129,6 +177,7 @@ pub fn rft(
             kept,
             yield_fraction: kept as f64 / total.max(1) as f64,
             questions_solved: solved as f64 / tasks.len() as f64,
+            rationalized,
             trained_on,
             trained_tokens,
             seconds: started.elapsed().as_secs_f64(),

@@ -85,6 +85,10 @@ pub struct DistillRun {
     /// ([`crate::sftdata`]).
     pub data: PathBuf,
     pub out_dir: PathBuf,
+    /// Plain-text documents (separated by blank lines) distilled on with the examples
+    /// (`distill.replay_fraction` of each batch), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
     #[serde(default)]
     pub distill: DistillConfig,
 }
@@ -96,13 +100,20 @@ impl DistillRun {
             student: "runs/small/checkpoints/step-003200".into(),
             data: "data/sft.jsonl".into(),
             out_dir: "runs/distill".into(),
+            replay: None,
             distill: DistillConfig::default(),
         }
     }
 
-    pub fn load_data(&self) -> Result<Vec<Example>, TrainError> {
+    /// The examples and replay documents the recipe names.
+    pub fn load_data(&self) -> Result<(Vec<Example>, Vec<String>), TrainError> {
         let text = std::fs::read_to_string(&self.data).map_err(|e| io_err(&self.data, "cannot read examples", e))?;
-        crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())
+        let examples = crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())?;
+        let replay = match &self.replay {
+            Some(p) => crate::corpus::from_file(p)?,
+            None => Vec::new(),
+        };
+        Ok((examples, replay))
     }
 }
 

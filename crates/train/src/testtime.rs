@@ -85,6 +85,24 @@ pub fn sample_tasks(
     kb: &KnowledgeIndex,
     device: &Device,
 ) -> Result<(Vec<Draws>, f64), TrainError> {
+    sample_tasks_after(model, tok, tasks, None, mode, k, sampling, batch, kb, device)
+}
+
+/// [`sample_tasks`] with a text put before each task's prompt (`prefixes`, in task order; a
+/// hint, retrieved passages), which the completions do not include.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_tasks_after(
+    model: &Transformer,
+    tok: &Tokenizer,
+    tasks: &[Task],
+    prefixes: Option<&[String]>,
+    mode: AnswerMode,
+    k: usize,
+    sampling: &Sampling,
+    batch: usize,
+    kb: &KnowledgeIndex,
+    device: &Device,
+) -> Result<(Vec<Draws>, f64), TrainError> {
     let started = Instant::now();
     let k = k.max(1);
     if mode == AnswerMode::Tools {
@@ -93,7 +111,7 @@ pub fn sample_tasks(
             message: "sampled test-time strategies run in direct or trace mode".into(),
         });
     }
-    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, None, None)?;
+    let (prompts, max_new) = prompts_for(model, tok, tasks, mode, None, prefixes)?;
     let jobs: Vec<Job> = prompts
         .iter()
         .enumerate()

@@ -55,7 +55,7 @@ fn distillation_brings_the_students_kl_to_the_teacher_down() {
         optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
         ..DistillConfig::default()
     };
-    let s = distill(&teacher, &student, &train, &dcfg, &dir.path().join("distilled")).unwrap();
+    let s = distill(&teacher, &student, &train, &[], &dcfg, &dir.path().join("distilled")).unwrap();
     assert!(s.last_loss < s.first_loss, "{s:?}");
     let (after_train, after_test) = (kl(&s.checkpoint, &train), kl(&s.checkpoint, &test));
     eprintln!("KL(teacher || student): train {before_train:.3} -> {after_train:.3}, held-out {before_test:.3} -> {after_test:.3}");
@@ -70,7 +70,7 @@ fn distillation_brings_the_students_kl_to_the_teacher_down() {
         tokenizer::Tokenizer::train(texts.iter(), &tokenizer::TrainConfig { vocab_size: 300, ..Default::default() })
             .unwrap();
     let stranger = random_checkpoint_of(&dir.path().join("stranger"), &other, ModelConfig::llama(300, 32, 1, 2, 192));
-    let e = distill(&teacher, &stranger, &train, &dcfg, &dir.path().join("x")).unwrap_err().to_string();
+    let e = distill(&teacher, &stranger, &train, &[], &dcfg, &dir.path().join("x")).unwrap_err().to_string();
     assert!(e.contains("different tokenizers"), "{e}");
 }
 

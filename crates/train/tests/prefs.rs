@@ -174,3 +174,36 @@ fn a_killed_dpo_run_resumes_exactly() {
     let e = prefs(&init, None, &train, &other, &out, &RunOptions { resume: true, ..quiet() }).unwrap_err();
     assert!(e.to_string().contains("another config"), "{e}");
 }
+
+#[test]
+fn stepwise_dpo_takes_the_previous_round_as_its_reference_and_raises_the_margin_again() {
+    let w = small_world();
+    let tok = world_tokenizer(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let init = random_checkpoint(&dir.path().join("init"), &tok);
+    let (train, test) = (pairs(&w, Split::Train), pairs(&w, Split::Heldout));
+    let cfg = PrefConfig {
+        steps: 40,
+        batch_size: 8,
+        warmup_steps: 2,
+        checkpoint_every: 0,
+        optim: train::config::OptimSection { lr: 2e-3, weight_decay: 0.0, ..Default::default() },
+        ..Default::default()
+    };
+    let (m0, _) = measure(&init, &test);
+    let r1 = prefs(&init, None, &train, &cfg, &dir.path().join("round-1"), &quiet()).unwrap();
+    let (m1, _) = measure(&r1.checkpoint, &test);
+    // Round 2: the round-1 model is both the start and the reference, so its first steps start
+    // at h = 0, a loss of ln 2; against the original reference it would start far lower.
+    let r2 = prefs(&r1.checkpoint, Some(&r1.checkpoint), &train, &cfg, &dir.path().join("round-2"), &quiet()).unwrap();
+    let (m2, _) = measure(&r2.checkpoint, &test);
+    let against_init =
+        prefs(&r1.checkpoint, Some(&init), &train, &cfg, &dir.path().join("init-ref"), &quiet()).unwrap();
+    eprintln!(
+        "held-out margin: {m0:.2} -> {m1:.2} -> {m2:.2}; round-2 first loss {:.3} (init reference {:.3})",
+        r2.losses[0], against_init.losses[0]
+    );
+    assert!((r2.losses[0] - std::f64::consts::LN_2).abs() < 1e-3, "round 2 starts at ln 2: {}", r2.losses[0]);
+    assert!(against_init.losses[0] < std::f64::consts::LN_2 - 0.05);
+    assert!(m1 > m0 + 1.0 && m2 > m1 + 0.5, "margins {m0} -> {m1} -> {m2}");
+}

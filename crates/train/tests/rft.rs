@@ -40,6 +40,7 @@ fn rft_yield_rises_over_rounds() {
         per_question: 2,
         sft: SftConfig { steps: 40, ..sft_cfg },
         batch: 8,
+        rationalize: false,
     };
     let (last, yields) =
         rft(&start, &tasks, AnswerMode::Trace, &w.knowledge_index(), &[], &cfg, &dir.path().join("rft"), true).unwrap();
@@ -49,5 +50,19 @@ fn rft_yield_rises_over_rounds() {
     assert!(y[0] > 0.02 && y[0] < 0.9, "the start must be partly right for the test to mean anything: {y:?}");
     assert!(y[2] > y[0] + 0.1, "yield did not rise: {y:?}");
     assert!(yields[0].trained_on > 0 && yields[2].trained_on == 0);
+    // Rationalisation: the same first samples, then the questions with none kept asked again with
+    // the answer as a hint; what verifies is trained on under the plain question.
+    let cfg_r = RftConfig { rounds: 1, rationalize: true, ..cfg.clone() };
+    let (_, with) =
+        rft(&start, &tasks, AnswerMode::Trace, &w.knowledge_index(), &[], &cfg_r, &dir.path().join("star"), true)
+            .unwrap();
+    eprintln!(
+        "rationalised: {} of {} questions with no kept answer",
+        with[0].rationalized,
+        (16.0 * (1.0 - with[0].questions_solved)).round()
+    );
+    assert_eq!((with[0].kept, with[0].samples), (yields[0].kept, yields[0].samples), "the same first pass");
+    assert!(with[0].rationalized as f64 <= (16.0 * (1.0 - with[0].questions_solved)).round());
+    assert!(with[0].trained_on >= yields[0].trained_on + with[0].rationalized, "{with:?}");
     assert!(last.ends_with("step-000040") && last.starts_with(dir.path().join("rft/round-2")), "{}", last.display());
 }
