@@ -16,6 +16,7 @@ use crate::LadderError;
 
 /// Everything a ladder run fixes besides the seed.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Preset {
     pub name: String,
     /// People in the generated world (half held out).
@@ -100,11 +101,14 @@ impl Preset {
             checkpoint_every: 50,
             ..PrefConfig::default()
         };
-        // GRPO from the reasoning model (see the notes for the rate).
+        // GRPO from the reasoning model (see the notes for the rate). Dynamic sampling: about half
+        // of the groups are all right (the train answers were fine-tuned on), so 32 questions are
+        // drawn for 16 informative groups.
         let default_grpo = GrpoConfig {
             steps: 100,
             questions: 16,
             group: 8,
+            dynamic_sampling: true,
             optim: train::config::OptimSection { lr: 5e-4, weight_decay: 0.0, ..Default::default() },
             checkpoint_every: 25,
             ..GrpoConfig::default()
@@ -323,17 +327,22 @@ impl Preset {
                 o.split_once('=').ok_or_else(|| LadderError::Input(format!("override `{o}` is not key=value")))?;
             let value: serde_json::Value =
                 serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            let no_field = || LadderError::Input(format!("override `{o}`: the preset has no field `{key}`"));
+            let parts: Vec<&str> = key.split('.').collect();
             let mut slot = &mut v;
-            for part in key.split('.') {
-                slot = slot
-                    .get_mut(part)
-                    .ok_or_else(|| LadderError::Input(format!("override `{o}`: the preset has no field `{key}`")))?;
+            for part in &parts[..parts.len() - 1] {
+                slot = slot.get_mut(*part).ok_or_else(no_field)?;
             }
-            if slot.is_object() {
+            let leaf = parts[parts.len() - 1];
+            // A field left out of the written preset (an option at its default) may be set too;
+            // whether it exists is checked when the preset is read back.
+            let obj = slot.as_object_mut().ok_or_else(no_field)?;
+            if obj.get(leaf).is_some_and(|x| x.is_object()) {
                 return Err(LadderError::Input(format!("override `{o}`: `{key}` is a section; set one of its fields")));
             }
-            *slot = value;
+            obj.insert(leaf.to_string(), value);
         }
+        // Every section denies unknown fields, so a misspelt key is an error here.
         serde_json::from_value(v).map_err(|e| LadderError::Input(format!("overrides {overrides:?}: {e}")))
     }
 }

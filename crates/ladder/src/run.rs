@@ -893,22 +893,24 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let gold = &x.examples[&(SftData::Traces, 0, 0)];
             let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
 
-            // The reference point: the same student fine-tuned on the gold traces.
-            let sft_dir = dir.join("student-sft");
-            if sft_dir.exists() {
-                std::fs::remove_dir_all(&sft_dir).map_err(|e| io_err(&sft_dir, "cannot clear", e))?;
-            }
-            let gs = sft::sft(&student_ckpt, gold, &replay, sft_cfg, &sft_dir, x.opts.quiet)?;
-            let (gm, gtok, _) = eval::load_for_inference(&gs.checkpoint, &device)?;
             let opts = EvalOptions { mode: AnswerMode::Trace, batch: x.preset.eval_batch, ..Default::default() };
-            let g = eval::evaluate(&gm, &gtok, x.eval_tasks, &opts, &device)?;
-            extra.insert(
-                "student_sft_gold".into(),
-                serde_json::json!({
-                    "all": g.overall.accuracy,
-                    "by_family": g.by_family.iter().map(|(f, s)| (f.clone(), s.accuracy)).collect::<BTreeMap<_, _>>(),
-                }),
-            );
+            // A student fine-tuned on `data` in `name/`, and its held-out scores.
+            let student_sft = |name: &str, data: &[Example]| -> Result<serde_json::Value, LadderError> {
+                let out = dir.join(name);
+                if out.exists() {
+                    std::fs::remove_dir_all(&out).map_err(|e| io_err(&out, "cannot clear", e))?;
+                }
+                let s = sft::sft(&student_ckpt, data, &replay, sft_cfg, &out, x.opts.quiet)?;
+                let (m, t, _) = eval::load_for_inference(&s.checkpoint, &device)?;
+                let r = eval::evaluate(&m, &t, x.eval_tasks, &opts, &device)?;
+                Ok(serde_json::json!({
+                    "all": r.overall.accuracy,
+                    "examples": data.len(),
+                    "by_family": r.by_family.iter().map(|(f, s)| (f.clone(), s.accuracy)).collect::<BTreeMap<_, _>>(),
+                }))
+            };
+            // The reference point: the same student fine-tuned on the gold traces.
+            extra.insert("student_sft_gold".into(), student_sft("student-sft", gold)?);
 
             // The teacher's verified answers to the train questions.
             let (tm, ttok, _) = eval::load_for_inference(&teacher.checkpoint, &device)?;
@@ -923,16 +925,27 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
                 x.kb_index,
                 &device,
             )?;
-            let mut examples = gold.clone();
+            let mut taught = Vec::new();
             for (t, d) in x.train_tasks.iter().zip(&draws) {
                 let mut kept = BTreeSet::new();
                 for a in d.draws.iter().filter(|a| a.correct && a.steps > 0 && a.true_steps == a.steps) {
-                    if kept.len() < *per_question && a.completion != t.trace && kept.insert(a.completion.as_str()) {
-                        examples.push(Example::new(eval::prompt(&t.question, AnswerMode::Trace), a.completion.clone()));
+                    if kept.len() < *per_question && kept.insert(a.completion.as_str()) {
+                        taught.push(Example::new(eval::prompt(&t.question, AnswerMode::Trace), a.completion.clone()));
                     }
                 }
             }
-            extra.insert("teacher_samples_kept".into(), serde_json::json!(examples.len() - gold.len()));
+            extra.insert("teacher_samples_kept".into(), serde_json::json!(taught.len()));
+            // Sequence-level distillation: the student fine-tuned on the teacher's answers alone.
+            if !taught.is_empty() {
+                extra.insert("student_sequence_level".into(), student_sft("student-seq", &taught)?);
+            }
+            // Logit distillation (the rung's model) on the gold traces and the teacher's answers.
+            let gold_texts: BTreeSet<(&str, &str)> =
+                gold.iter().map(|e| (e.prompt.as_str(), e.completion.as_str())).collect();
+            let mut examples = gold.clone();
+            examples.extend(
+                taught.iter().filter(|e| !gold_texts.contains(&(e.prompt.as_str(), e.completion.as_str()))).cloned(),
+            );
             if train_dir.exists() {
                 std::fs::remove_dir_all(&train_dir).map_err(|e| io_err(&train_dir, "cannot clear", e))?;
             }
@@ -948,7 +961,7 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             }
             // Compute: the student's pretraining and the distillation (student forward and
             // backward, teacher forward) over the rows it saw.
-            let mean_row = examples.iter().map(|e| e.tokens(&gtok).map_or(0, |r| r.0.len())).sum::<usize>() as f64
+            let mean_row = examples.iter().map(|e| e.tokens(&ttok).map_or(0, |r| r.0.len())).sum::<usize>() as f64
                 / examples.len() as f64;
             let tokens = (distill.steps * distill.batch_size) as f64 * mean_row;
             let flops = ps.model.train_flops_per_token(cfg.train.seq_len) as f64 * ps.tokens_seen as f64
@@ -971,7 +984,8 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let m = &s.metrics;
             let sum = |f: fn(&train::grpo::StepMetrics) -> f64| m.iter().map(f).sum::<f64>();
             let trained = sum(|m| m.trained_tokens as f64);
-            let sampled = sum(|m| m.length) * (config.questions * config.group) as f64;
+            let drawn = config.questions * if config.dynamic_sampling { 2 } else { 1 };
+            let sampled = sum(|m| m.length) * (drawn * config.group) as f64;
             extra.insert("reward_first".into(), serde_json::json!(s.first_reward));
             extra.insert("reward_last".into(), serde_json::json!(s.last_reward));
             extra.insert("train_accuracy_first".into(), serde_json::json!(s.first_accuracy));
@@ -981,7 +995,7 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             extra.insert("entropy_last".into(), serde_json::json!(m.last().map(|m| m.entropy)));
             extra.insert(
                 "skipped_group_fraction".into(),
-                serde_json::json!(sum(|m| m.skipped_groups as f64) / (m.len().max(1) * config.questions) as f64),
+                serde_json::json!(sum(|m| m.skipped_groups as f64) / (m.len().max(1) * drawn) as f64),
             );
             extra.insert("sampled_tokens".into(), serde_json::json!(sampled));
             if trained == 0.0 {
@@ -1171,7 +1185,21 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
         extra.insert("pass_at_1".into(), serde_json::json!(testtime::mean_pass_at_k(&after, 1)));
         extra.insert(format!("pass_at_{k}"), serde_json::json!(testtime::mean_pass_at_k(&after, *k)));
         extra.insert("heldout_samples".into(), serde_json::json!(k));
-        extra.insert("pass_at_k_seconds".into(), serde_json::json!(seconds));
+        // The same on a quarter of the train questions (the distribution GRPO trained on).
+        let train_part: Vec<Task> = x.train_tasks.iter().step_by(4).cloned().collect();
+        let (tb, s1, _) = cached_draws(&x, Some(&parent.key), &start_model, &tok, &train_part, *k, sampling, &device)?;
+        let (ta, s2, _) = cached_draws(&x, Some(x.key), &model, &tok, &train_part, *k, sampling, &device)?;
+        extra.insert(
+            "train_questions".into(),
+            serde_json::json!({
+                "n": train_part.len(),
+                "start_pass_at_1": testtime::mean_pass_at_k(&tb, 1),
+                format!("start_pass_at_{k}"): testtime::mean_pass_at_k(&tb, *k),
+                "pass_at_1": testtime::mean_pass_at_k(&ta, 1),
+                format!("pass_at_{k}"): testtime::mean_pass_at_k(&ta, *k),
+            }),
+        );
+        extra.insert("pass_at_k_seconds".into(), serde_json::json!(seconds + s1 + s2));
     }
     if x.spec.answer_mode == AnswerMode::Tools {
         let calls: Vec<usize> = held.outcomes.iter().map(|o| o.completion.matches(TOOL_CALL_END).count()).collect();

@@ -99,6 +99,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     let (p1, pk) = (grpo.extra["pass_at_1"].as_f64().unwrap(), grpo.extra["pass_at_4"].as_f64().unwrap());
     assert!(p1 <= pk + 1e-12 && grpo.extra.contains_key("start_pass_at_4"), "{:?}", grpo.extra);
     assert_eq!(grpo.extra["start_pass_at_4"], r.rungs[5].extra["pass_at_4"], "the same draws as self-consistency");
+    assert!(grpo.extra["train_questions"]["n"].as_u64().unwrap() > 0, "{:?}", grpo.extra);
     let distill = &r.rungs[11];
     let ratio = distill.extra["param_ratio"].as_f64().unwrap();
     assert!(ratio <= 0.5 && distill.params * 2 <= r.rungs[4].params, "student/teacher parameters {ratio}");
@@ -182,6 +183,12 @@ fn bad_input_fails_before_any_work() {
     o.overrides = vec!["stepz=3".into()];
     let e = run(&o, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("stepz"), "{e}");
+    o.overrides = vec!["grpo.stepz=3".into()];
+    let e = run(&o, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("stepz"), "{e}");
+    // An option left out of the written preset at its default can still be set.
+    let p = ladder::Preset::named("smoke").unwrap().with_overrides(&["grpo.dynamic_sampling=true".into()]).unwrap();
+    assert!(p.grpo.dynamic_sampling);
 
     let mut o = opts(&dir.path().join("b2"));
     o.only = vec!["nope".into()];

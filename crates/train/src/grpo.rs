@@ -18,6 +18,9 @@
 //! of samples is used for `updates` optimiser steps (π_old fixed at the policy that sampled it;
 //! with one update ρ = 1 in value and the loss is the plain policy gradient plus the KL term).
 //!
+//! With `dynamic_sampling`, twice as many questions are drawn and the first `questions` groups
+//! whose rewards differ are trained on.
+//!
 //! Simplifications, stated: the loss is a token-level mean over the whole step (as DAPO and
 //! Dr. GRPO recommend, so long answers are not down-weighted), rather than GRPO's mean per
 //! answer then per group; the reference is frozen for the whole run (no periodic reset).
@@ -76,6 +79,11 @@ pub struct GrpoConfig {
     pub format_reward: f64,
     /// Optimiser steps per sampled batch.
     pub updates: usize,
+    /// Dynamic sampling (DAPO, Yu et al. 2025): draw twice `questions` questions and train on
+    /// the first `questions` whose groups' rewards differ, so a step is not emptied by questions
+    /// the policy always (or never) gets right.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic_sampling: bool,
     /// AdamW; `optim.lr` is the peak rate.
     pub optim: OptimSection,
     pub warmup_steps: usize,
@@ -99,6 +107,7 @@ impl Default for GrpoConfig {
             kl_beta: 0.02,
             format_reward: 0.0,
             updates: 1,
+            dynamic_sampling: false,
             optim: OptimSection { lr: 2e-4, weight_decay: 0.0, ..OptimSection::default() },
             warmup_steps: 5,
             min_lr_ratio: 0.1,
@@ -152,7 +161,7 @@ pub struct StepMetrics {
     pub accuracy: f64,
     /// Fraction of samples with a well-formed answer line.
     pub formatted: f64,
-    /// Groups skipped because their rewards were all equal, of `questions`.
+    /// Groups skipped because their rewards were all equal, of the questions drawn.
     pub skipped_groups: usize,
     /// Samples trained on, and their sampled (trained) tokens.
     pub trained_samples: usize,
@@ -383,7 +392,8 @@ pub fn grpo(
         let step_started = Instant::now();
         // The step's questions and sampler seed.
         let mut rng = step_rng(cfg.seed, step);
-        let picked: Vec<Task> = rand::seq::index::sample(&mut rng, tasks.len(), cfg.questions.min(tasks.len()))
+        let draw = if cfg.dynamic_sampling { 2 * cfg.questions } else { cfg.questions };
+        let picked: Vec<Task> = rand::seq::index::sample(&mut rng, tasks.len(), draw.min(tasks.len()))
             .into_iter()
             .map(|i| tasks[i].clone())
             .collect();
@@ -417,7 +427,9 @@ pub fn grpo(
 
         // Group-normalised advantages; groups with one reward are skipped.
         let rewards: Vec<f64> = samples.iter().map(|s| s.reward).collect();
-        let (kept, skipped) = advantages(&rewards, cfg.group);
+        let (mut kept, skipped) = advantages(&rewards, cfg.group);
+        // Each informative group keeps all its answers: the first `questions` groups are kept.
+        kept.truncate(cfg.questions * cfg.group);
         let rows: Vec<&Row> = kept.iter().map(|&(i, _)| &samples[i].row).collect();
         // Trained tokens: those predicted within the context (a row keeps its first `max_seq`).
         let trained_tokens: usize =

@@ -31,6 +31,7 @@ use crate::schedule::lr_at;
 
 /// How to train a reward model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RewardConfig {
     pub seed: u64,
     pub steps: usize,
