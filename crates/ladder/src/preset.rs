@@ -221,7 +221,9 @@ impl Preset {
                     ..base_sft.clone()
                 },
                 // 8 samples gave a majority vote 1.9 points over greedy (+50/−34 questions,
-                // p = 0.10); 16 gave 3.3 points (+42/−14, p = 0.0002). See the notes.
+                // p = 0.10); 16 gave 3.3 points (+42/−14, p = 0.0002) on an earlier model, and
+                // +0.3, +1.2, +2.0 on seeds 0, 1, 2 of the current one (pooled +107/−75,
+                // p = 0.02). See the notes.
                 samples: 16,
                 sample_temperature: 0.7,
                 retrieve: 2,

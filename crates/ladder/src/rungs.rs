@@ -334,12 +334,17 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
         RungSpec {
             name: "grpo".into(),
             lever: format!(
-                "GRPO from cot-sft: {} steps, each {} train questions × {} sampled traces (temperature {}), reward 1 when the \
-                 verifier accepts the answer, advantages normalised within each group, ratio clipped at ±{}, KL to cot-sft \
-                 weighted {}",
+                "GRPO from cot-sft: {} steps, each {} train questions × {} sampled traces (temperature {}){}, reward 1 when \
+                 the verifier accepts the answer, advantages normalised within each group, ratio clipped at ±{}, KL to \
+                 cot-sft weighted {}",
                 p.grpo.steps,
                 p.grpo.questions,
                 p.grpo.group,
+                if p.grpo.dynamic_sampling {
+                    format!(" (dynamic sampling: {} drawn, the first {} whose rewards differ kept)", 2 * p.grpo.questions, p.grpo.questions)
+                } else {
+                    String::new()
+                },
                 p.grpo.sampling.temperature,
                 p.grpo.clip,
                 p.grpo.kl_beta
