@@ -126,10 +126,37 @@ impl Default for DataSection {
     }
 }
 
-/// AdamW (decoupled weight decay, Loshchilov & Hutter 2019) with global-norm clipping.
+/// Which optimiser a stage uses ([`crate::optim::optimizer`]).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimKind {
+    /// AdamW (decoupled weight decay, Loshchilov & Hutter 2019).
+    #[default]
+    Adamw,
+    /// Lion (Chen et al. 2023): the sign of an interpolated momentum, decoupled weight decay;
+    /// `beta1`/`beta2` are its interpolation and momentum decays. At scale it is usually run at a
+    /// rate 3-10× below AdamW's with more weight decay; tune both together.
+    Lion,
+    /// Muon (Jordan et al. 2024) for the hidden 2-D matrices (attention and MLP projections):
+    /// Nesterov momentum 0.95 orthogonalised by 5 Newton–Schulz steps, its rate scaled by
+    /// `0.2·√max(rows, cols)` to match AdamW's update size (Liu et al. 2025), so one `lr` serves
+    /// both; AdamW for embeddings, norms, biases and the head.
+    Muon,
+}
+
+impl OptimKind {
+    fn is_adamw(&self) -> bool {
+        *self == Self::Adamw
+    }
+}
+
+/// The optimiser (AdamW unless `kind` says otherwise) with global-norm clipping.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimSection {
+    /// adamw | lion | muon (left out of written configs when adamw).
+    #[serde(skip_serializing_if = "OptimKind::is_adamw")]
+    pub kind: OptimKind,
     /// Peak learning rate; 2e-3 suits sub-million-parameter models.
     pub lr: f64,
     /// First-moment decay.
@@ -146,7 +173,7 @@ pub struct OptimSection {
 
 impl Default for OptimSection {
     fn default() -> Self {
-        Self { lr: 2e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 }
+        Self { kind: OptimKind::Adamw, lr: 2e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 }
     }
 }
 

@@ -29,7 +29,7 @@ use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
 use crate::finetune::load_model;
-use crate::optim::{adamw, clip_global_norm};
+use crate::optim::{clip_global_norm, optimizer};
 use crate::schedule::lr_at;
 use crate::sft::Example;
 
@@ -194,7 +194,7 @@ pub fn distill(
         min_lr_ratio: 0.1,
         decay_fraction: 0.2,
     };
-    let mut optim = adamw(&cfg.optim);
+    let mut optim = optimizer(&cfg.optim);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xd157);
     let started = Instant::now();
     let mut losses = Vec::with_capacity(cfg.steps);

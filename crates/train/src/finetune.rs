@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::OptimSection;
 use crate::error::{io_err, TrainError};
-use crate::optim::adamw;
+use crate::optim::optimizer;
 use crate::pretrain::RunOptions;
 
 /// Loads a checkpoint's model onto `device` (its context widened to `min_len` positions where
@@ -94,7 +94,7 @@ pub(crate) fn start<C: Serialize + DeserializeOwned + PartialEq>(
         _ => init.to_path_buf(),
     };
     let (model, loaded) = engine::with_seed(train_device, seed, || load_model(&dir, min_len, train_device))?;
-    let mut optim = adamw(optim);
+    let mut optim = optimizer(optim);
     let (mut step, mut prior_seconds) = (0, 0.0);
     if dir != init {
         let saved: serde_json::Value = serde_json::from_str(&loaded.payload.config_json)

@@ -1,22 +1,50 @@
-//! The optimiser as the training loop uses it: burn's AdamW (decoupled weight decay, the same
-//! update as PyTorch's `torch.optim.AdamW`) configured from [`OptimSection`], plus global-norm
-//! gradient clipping, which burn does not offer (its clipping is per tensor).
+//! The optimiser as the training loop uses it, configured from [`OptimSection`]: burn's AdamW
+//! (decoupled weight decay, the same update as PyTorch's `torch.optim.AdamW`), Lion, or Muon for
+//! the hidden matrices with AdamW for the rest ([`OptimKind`]), plus global-norm gradient
+//! clipping, which burn does not offer (its clipping is per tensor).
 
+use model::burn::module::ParamGroup;
 use model::burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use model::burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use model::burn::optim::decay::WeightDecayConfig;
+use model::burn::optim::momentum::MomentumConfig;
+use model::burn::optim::{
+    AdamWConfig, AdjustLrFn, GradientsAccumulator, GradientsParams, LionConfig, ModuleOptimizer, MuonConfig,
+};
 use model::burn::prelude::*;
 use model::Transformer;
 use rayon::prelude::*;
 
-use crate::config::OptimSection;
+use crate::config::{OptimKind, OptimSection};
 
-pub fn adamw(o: &OptimSection) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(o.beta1 as f32)
-        .with_beta_2(o.beta2 as f32)
-        .with_epsilon(o.eps as f32)
-        .with_weight_decay(o.weight_decay as f32)
-        .init()
+/// The parameters Muon takes: the 2-D projection matrices of attention and the MLP in every
+/// block (by their paths in [`Transformer`]); everything else stays with AdamW.
+pub const MUON_PARAMS: &str = r"^layers\.\d+\.(self_attn|mlp)\.\w+\.weight$";
+
+/// The optimiser `o` names.
+pub fn optimizer(o: &OptimSection) -> ModuleOptimizer {
+    let adamw = || {
+        AdamWConfig::new()
+            .with_beta_1(o.beta1 as f32)
+            .with_beta_2(o.beta2 as f32)
+            .with_epsilon(o.eps as f32)
+            .with_weight_decay(o.weight_decay as f32)
+    };
+    match o.kind {
+        OptimKind::Adamw => adamw().init(),
+        OptimKind::Lion => LionConfig::new()
+            .with_beta_1(o.beta1 as f32)
+            .with_beta_2(o.beta2 as f32)
+            .with_weight_decay(o.weight_decay as f32)
+            .init(),
+        OptimKind::Muon => {
+            let muon = MuonConfig::new()
+                .with_momentum(MomentumConfig { momentum: 0.95, dampening: 0.0, nesterov: true })
+                .with_adjust_lr_fn(AdjustLrFn::MatchRmsAdamW)
+                .with_weight_decay((o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32)));
+            let group = ParamGroup::from_regex(MUON_PARAMS).expect("a valid pattern");
+            adamw().init().with_group(group, muon.build(), None)
+        }
+    }
 }
 
 struct SquaredNorm<'a> {

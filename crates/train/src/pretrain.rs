@@ -29,7 +29,7 @@ use crate::config::{PretrainConfig, Resolved};
 use crate::corpus;
 use crate::data::{eval_batch, Sampler, TokenData};
 use crate::error::{io_err, TrainError};
-use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
+use crate::optim::{clip_global_norm, optimizer, shard_count, sharded_grads};
 use crate::schedule::lr_at;
 
 /// Number of documents in the built-in corpus.
@@ -228,7 +228,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     let shards = shard_count(t.batch_size, rayon::current_num_threads());
     let train_device = engine::training_device(&device);
     let mut model = engine::with_seed(&device, cfg.seed, || Transformer::new(&mcfg, &train_device));
-    let mut optim = adamw(&cfg.optim);
+    let mut optim = optimizer(&cfg.optim);
     let mut sampler = Sampler::new(cfg.seed);
     let (mut step, mut tokens_seen, mut prior_seconds) = (0usize, 0u64, 0.0f64);
     if let Some(l) = &loaded {

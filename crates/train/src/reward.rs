@@ -26,7 +26,7 @@ use tokenizer::Special;
 use crate::checkpoint;
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
-use crate::optim::{adamw, clip_global_norm};
+use crate::optim::{clip_global_norm, optimizer};
 use crate::schedule::lr_at;
 
 /// How to train a reward model.
@@ -161,7 +161,7 @@ pub fn train_reward_model(
         min_lr_ratio: 0.1,
         decay_fraction: 0.2,
     };
-    let mut optim = adamw(&cfg.optim);
+    let mut optim = optimizer(&cfg.optim);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0e3d);
     let started = Instant::now();
     let mut losses = Vec::with_capacity(cfg.steps);

@@ -26,7 +26,7 @@ use tokenizer::{Special, Tokenizer};
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
-use crate::optim::{adamw, clip_global_norm, shard_count, sharded_grads};
+use crate::optim::{clip_global_norm, optimizer, shard_count, sharded_grads};
 use crate::schedule::lr_at;
 
 /// One supervised example: the model sees `prompt` and learns to write `completion`.
@@ -245,7 +245,7 @@ pub fn sft(
         min_lr_ratio: cfg.min_lr_ratio,
         decay_fraction: 0.2,
     };
-    let mut optim = adamw(&cfg.optim);
+    let mut optim = optimizer(&cfg.optim);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5f7);
     let shards = shard_count(cfg.batch_size, rayon::current_num_threads());
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps as u64) };
