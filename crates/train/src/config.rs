@@ -142,6 +142,10 @@ pub enum OptimKind {
     /// `0.2·√max(rows, cols)` to match AdamW's update size (Liu et al. 2025), so one `lr` serves
     /// both; AdamW for embeddings, norms, biases and the head.
     Muon,
+    /// Sophia (Liu et al. 2023): momentum (`beta1`) divided by a diagonal Hessian estimate
+    /// (EMA `beta2`, refreshed every `sophia_every` steps from labels sampled from the model),
+    /// clipped to ±1 per coordinate. Pretraining only.
+    Sophia,
 }
 
 impl OptimKind {
@@ -169,11 +173,27 @@ pub struct OptimSection {
     pub weight_decay: f64,
     /// Clip the global gradient norm to this value; 0 disables.
     pub grad_clip: f64,
+    /// Sophia only: refresh the Hessian estimate every this many steps (left out when 10).
+    #[serde(skip_serializing_if = "is_ten")]
+    pub sophia_every: usize,
+}
+
+fn is_ten(n: &usize) -> bool {
+    *n == 10
 }
 
 impl Default for OptimSection {
     fn default() -> Self {
-        Self { kind: OptimKind::Adamw, lr: 2e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 }
+        Self {
+            kind: OptimKind::Adamw,
+            lr: 2e-3,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            sophia_every: 10,
+        }
     }
 }
 

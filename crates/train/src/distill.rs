@@ -151,6 +151,7 @@ pub fn distill(
             message: format!("must be positive, got {}", cfg.temperature),
         });
     }
+    crate::optim::first_order(&cfg.optim, "distill")?;
     if examples.is_empty() {
         return Err(TrainError::Data("distillation needs at least one example".into()));
     }

@@ -119,6 +119,7 @@ impl Default for GrpoConfig {
 
 impl GrpoConfig {
     pub fn check(&self) -> Result<(), TrainError> {
+        crate::optim::first_order(&self.optim, "grpo")?;
         let bad = |field: &str, message: String| TrainError::Config { field: field.into(), message };
         if self.steps == 0 || self.questions == 0 || self.updates == 0 {
             return Err(bad("grpo.steps/questions/updates", "must be at least 1".into()));

@@ -139,6 +139,7 @@ impl Default for PrefConfig {
 
 impl PrefConfig {
     pub fn check(&self) -> Result<(), TrainError> {
+        crate::optim::first_order(&self.optim, "prefs")?;
         let bad = |field: &str, message: String| TrainError::Config { field: field.into(), message };
         if self.steps == 0 || self.batch_size == 0 {
             return Err(bad("prefs.steps/batch_size", "must be at least 1".into()));

@@ -25,11 +25,12 @@ use serde::{Deserialize, Serialize};
 use tokenizer::Tokenizer;
 
 use crate::checkpoint::{self, Payload, TrainState};
+use crate::config::OptimKind;
 use crate::config::{PretrainConfig, Resolved};
 use crate::corpus;
 use crate::data::{eval_batch, Sampler, TokenData};
 use crate::error::{io_err, TrainError};
-use crate::optim::{clip_global_norm, optimizer, shard_count, sharded_grads};
+use crate::optim::{clip_global_norm, gnb_grads, optimizer, shard_count, sharded_grads, sophia};
 use crate::schedule::lr_at;
 
 /// Number of documents in the built-in corpus.
@@ -228,7 +229,14 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     let shards = shard_count(t.batch_size, rayon::current_num_threads());
     let train_device = engine::training_device(&device);
     let mut model = engine::with_seed(&device, cfg.seed, || Transformer::new(&mcfg, &train_device));
-    let mut optim = optimizer(&cfg.optim);
+    // Sophia's Hessian estimate is refreshed by this loop through a handle.
+    let (mut optim, hessian) = match cfg.optim.kind {
+        OptimKind::Sophia => {
+            let (o, h) = sophia(&cfg.optim);
+            (o, Some(h))
+        }
+        _ => (optimizer(&cfg.optim), None),
+    };
     let mut sampler = Sampler::new(cfg.seed);
     let (mut step, mut tokens_seen, mut prior_seconds) = (0usize, 0u64, 0.0f64);
     if let Some(l) = &loaded {
@@ -314,8 +322,12 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         // grad_accum micro-batches, each split row-wise into `shards` run side by side.
         let mut acc = GradientsAccumulator::<Transformer>::new();
         let mut loss_sum = 0.0;
+        let mut first_x = None;
         for _ in 0..t.grad_accum {
             let (x, y) = sampler.batch(&data.train, t.batch_size, t.seq_len, &train_device);
+            if first_x.is_none() {
+                first_x = Some(x.clone());
+            }
             let rows = t.batch_size / shards;
             let (g, losses) = sharded_grads(&model, shards, 1.0 / t.grad_accum as f32, |i, m| {
                 m.loss(x.clone().narrow(0, i * rows, rows), y.clone().narrow(0, i * rows, rows), None)
@@ -325,6 +337,13 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         }
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
+        if let (Some(h), Some(x)) = (&hessian, first_x) {
+            if step % cfg.optim.sophia_every.max(1) == 0 {
+                // Gauss–Newton–Bartlett estimate on this step's first micro-batch.
+                let (g, n) = gnb_grads(&model, x, cfg.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                model = h.update(&mut optim, model, g, n);
+            }
+        }
         model = optim.step(lr, model, grads);
         step += 1;
         tokens_seen += tokens_per_step;

@@ -127,6 +127,7 @@ pub fn train_reward_model(
     data: &[Labelled],
     cfg: &RewardConfig,
 ) -> Result<(RewardModel, RewardSummary), TrainError> {
+    crate::optim::first_order(&cfg.optim, "reward")?;
     if cfg.steps == 0 || cfg.batch_size == 0 {
         return Err(TrainError::Config {
             field: "reward.steps/batch_size".into(),

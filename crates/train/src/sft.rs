@@ -159,6 +159,7 @@ impl RowBuf {
 
 impl SftConfig {
     pub fn check(&self) -> Result<(), TrainError> {
+        crate::optim::first_order(&self.optim, "sft")?;
         let bad = |field: &str, message: String| TrainError::Config { field: field.into(), message };
         if self.steps == 0 || self.batch_size == 0 {
             return Err(bad("sft.steps/batch_size", "must be at least 1".into()));

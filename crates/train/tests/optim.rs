@@ -7,7 +7,7 @@ use model::burn::prelude::*;
 use model::engine::{self, Backend};
 use model::{ModelConfig, Transformer};
 use train::config::{OptimKind, OptimSection};
-use train::optim::{optimizer, MUON_PARAMS};
+use train::optim::{gnb_grads, optimizer, sophia, MUON_PARAMS, SOPHIA_EPS, SOPHIA_RHO};
 
 /// Every float parameter: its path, shape, values and (if any) gradient.
 struct Collect<'a> {
@@ -168,13 +168,66 @@ fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
 }
 
 #[test]
+fn a_sophia_step_is_clipped_momentum_over_the_hessian_estimate() {
+    let (lr, wd) = (0.01, 0.1);
+    let o = OptimSection { kind: OptimKind::Sophia, weight_decay: wd, ..Default::default() };
+    let (m, x, y, _) = tiny();
+    let g = GradientsParams::from_grads(m.loss(x.clone(), y, None).backward(), &m);
+    let (gh, n) = gnb_grads(&m, x, 11);
+    assert_eq!(n, 16);
+    let with_g = collect(&m, Some(&g));
+    let with_gh = collect(&m, Some(&gh));
+    let (mut opt, hessian) = sophia(&o);
+    // A Hessian step changes no weight.
+    let m = hessian.update(&mut opt, m, gh, n);
+    let unchanged = collect(&m, None);
+    for ((name, _, w, _), (_, _, w1, _)) in with_g.iter().zip(&unchanged) {
+        assert_eq!(w, w1, "{name} moved in a Hessian step");
+    }
+    let after = collect(&opt.step(lr, m, g), None);
+    let (b1, b2) = (o.beta1, o.beta2);
+    let mut clipped = 0;
+    for (((name, _, w, g), (_, _, _, gh)), (_, _, w2, _)) in with_g.iter().zip(&with_gh).zip(&after) {
+        let (g, gh) = (g.as_ref().unwrap(), gh.as_ref().unwrap());
+        for i in 0..w.len() {
+            let h = (1.0 - b2) * n as f64 * (gh[i] as f64).powi(2);
+            let m = (1.0 - b1) * g[i] as f64;
+            let ratio = (m / (SOPHIA_RHO * h).max(SOPHIA_EPS)).clamp(-1.0, 1.0);
+            clipped += usize::from(ratio.abs() == 1.0);
+            let want = w[i] as f64 * (1.0 - lr * wd) - lr * ratio;
+            assert!((w2[i] as f64 - want).abs() < 1e-6, "{name}[{i}]: {} vs {want}", w2[i]);
+        }
+    }
+    assert!(clipped > 0, "some coordinates clip");
+}
+
+#[test]
+fn sophia_is_refused_where_no_loop_refreshes_its_hessian() {
+    let optim = OptimSection { kind: OptimKind::Sophia, ..Default::default() };
+    let e = train::sft::SftConfig { optim, ..Default::default() }.check().unwrap_err().to_string();
+    assert!(e.contains("sft.optim.kind") && e.contains("pretraining only"), "{e}");
+}
+
+#[test]
 fn each_optimiser_trains_a_toy_model() {
-    for (kind, lr) in [(OptimKind::Adamw, 3e-3), (OptimKind::Lion, 3e-3), (OptimKind::Muon, 3e-3)] {
+    for (kind, lr) in
+        [(OptimKind::Adamw, 3e-3), (OptimKind::Lion, 3e-3), (OptimKind::Muon, 3e-3), (OptimKind::Sophia, 3e-3)]
+    {
         let (mut m, x, y, _) = tiny();
         let o = OptimSection { kind, lr, weight_decay: 0.0, ..Default::default() };
-        let mut opt = optimizer(&o);
+        let (mut opt, hessian) = match kind {
+            OptimKind::Sophia => {
+                let (o, h) = sophia(&o);
+                (o, Some(h))
+            }
+            _ => (optimizer(&o), None),
+        };
         let mut losses = Vec::new();
-        for _ in 0..60 {
+        for step in 0..60 {
+            if let Some(h) = hessian.as_ref().filter(|_| step % 5 == 0) {
+                let (g, n) = gnb_grads(&m, x.clone(), step);
+                m = h.update(&mut opt, m, g, n);
+            }
             let loss = m.loss(x.clone(), y.clone(), None);
             losses.push(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &m);
@@ -182,5 +235,26 @@ fn each_optimiser_trains_a_toy_model() {
         }
         eprintln!("{kind:?}: loss {:.3} -> {:.3}", losses[0], losses[59]);
         assert!(losses[59] < 0.5 * losses[0], "{kind:?} did not train: {} -> {}", losses[0], losses[59]);
+    }
+}
+
+#[test]
+fn sophia_state_survives_a_checkpoint() {
+    let o = OptimSection { kind: OptimKind::Sophia, ..Default::default() };
+    let (m, x, y, _) = tiny();
+    let (mut opt, hessian) = sophia(&o);
+    let (gh, n) = gnb_grads(&m, x.clone(), 5);
+    let m = hessian.update(&mut opt, m, gh, n);
+    let g = GradientsParams::from_grads(m.loss(x.clone(), y.clone(), None).backward(), &m);
+    let m = opt.step(1e-3, m, g);
+    // Save and reload the optimiser, then take the same step with both.
+    let bytes = opt.into_bytes().unwrap();
+    let mut reloaded = sophia(&o).0.from_bytes(bytes).unwrap();
+    let g1 = GradientsParams::from_grads(m.loss(x.clone(), y.clone(), None).backward(), &m);
+    let g2 = GradientsParams::from_grads(m.loss(x, y, None).backward(), &m);
+    let a = collect(&opt.step(1e-3, m.clone(), g1), None);
+    let b = collect(&reloaded.step(1e-3, m, g2), None);
+    for ((name, _, wa, _), (_, _, wb, _)) in a.iter().zip(&b) {
+        assert_eq!(wa, wb, "{name}");
     }
 }
