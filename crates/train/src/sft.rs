@@ -97,6 +97,32 @@ pub struct SftConfig {
     /// configs written before it existed read and hash the same.)
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pack: bool,
+    /// Draw examples from a growing prefix of the list (the caller orders it from easy to
+    /// hard); none = uniformly from all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curriculum: Option<Curriculum>,
+}
+
+/// A competence curriculum (Platanios et al. 2019): at step `s` of `S`, examples are drawn
+/// uniformly from the first `⌈n·c(s)⌉` of the `n` in the list, with competence
+/// `c(s) = min(1, start + (1 − start)·s / (ramp·S))`: a `start` share at first, all of them
+/// from `ramp·S` steps on. Ordering the examples (by hops, say) is the caller's part.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Curriculum {
+    /// Share of the examples available at the first step, in (0, 1].
+    pub start: f64,
+    /// Share of the steps after which every example is available, in (0, 1].
+    pub ramp: f64,
+}
+
+impl Curriculum {
+    /// How many of `n` examples step `step` of `steps` may draw from (at least 1).
+    pub fn available(&self, n: usize, step: usize, steps: usize) -> usize {
+        let progress = step as f64 / (self.ramp * steps as f64).max(1.0);
+        let c = (self.start + (1.0 - self.start) * progress).min(1.0);
+        ((n as f64 * c).ceil() as usize).clamp(1, n)
+    }
 }
 
 impl Default for SftConfig {
@@ -110,6 +136,7 @@ impl Default for SftConfig {
             warmup_steps: 10,
             min_lr_ratio: 0.1,
             pack: false,
+            curriculum: None,
         }
     }
 }
@@ -172,6 +199,15 @@ impl SftConfig {
         }
         if self.warmup_steps >= self.steps {
             return Err(bad("sft.warmup_steps", format!("must be below sft.steps = {}", self.steps)));
+        }
+        if let Some(c) = self.curriculum {
+            let share = |v: f64| v > 0.0 && v <= 1.0;
+            if !(share(c.start) && share(c.ramp)) {
+                return Err(bad(
+                    "sft.curriculum",
+                    format!("start and ramp must be in (0, 1], got {} and {}", c.start, c.ramp),
+                ));
+            }
         }
         Ok(())
     }
@@ -258,13 +294,14 @@ pub fn sft(
     let mut losses = Vec::with_capacity(cfg.steps);
     let mut examples_seen = 0usize;
     for step in 0..cfg.steps {
+        let available = cfg.curriculum.map_or(rows.len(), |c| c.available(rows.len(), step, cfg.steps));
         let mut batch: Vec<RowBuf> = Vec::with_capacity(cfg.batch_size);
         for _ in 0..n_sft {
             let mut row = RowBuf::with_capacity(seq);
             let mut doc = 0u32;
             let mut misses = 0;
             loop {
-                let (ids, trained) = &rows[rng.random_range(0..rows.len())];
+                let (ids, trained) = &rows[rng.random_range(0..available)];
                 let need = ids.len().saturating_sub(1).min(seq);
                 if doc > 0 && row.x.len() + need > seq {
                     // Too long for what is left: draw again, a few times, before closing the row.
@@ -371,4 +408,22 @@ fn interleave<T>(rows: Vec<T>, shards: usize) -> Vec<T> {
         per_shard[k % shards].push(r);
     }
     per_shard.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_curriculum_widens_from_its_start_share_to_every_example() {
+        let c = Curriculum { start: 0.25, ramp: 0.5 };
+        // 100 examples over 200 steps: 25 at first, all from step 100 on, linear between.
+        assert_eq!(c.available(100, 0, 200), 25);
+        assert_eq!(c.available(100, 50, 200), 63); // 0.25 + 0.75 · 0.5 = 0.625 → 62.5 → 63
+        assert_eq!(c.available(100, 100, 200), 100);
+        assert_eq!(c.available(100, 199, 200), 100);
+        assert_eq!(Curriculum { start: 0.01, ramp: 1.0 }.available(10, 0, 5), 1, "at least one");
+        let bad = SftConfig { curriculum: Some(Curriculum { start: 0.0, ramp: 0.5 }), ..SftConfig::default() };
+        assert!(bad.check().unwrap_err().to_string().contains("sft.curriculum"));
+    }
 }

@@ -134,6 +134,43 @@ fn packed_sft_fits_several_examples_per_row_and_learns() {
 }
 
 #[test]
+fn a_curriculum_teaches_the_front_of_the_list_first() {
+    let w = small_world();
+    let tok = world_tokenizer(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let init = random_checkpoint(&dir.path().join("init"), &tok);
+    let tasks: Vec<world::Task> = w.tasks_in(Split::Train).into_iter().take(40).collect();
+    let examples: Vec<Example> = tasks
+        .iter()
+        .map(|t| Example::new(eval::prompt(&t.question, AnswerMode::Direct), format!(" {}", t.answer)))
+        .collect();
+    let cfg = |curriculum| SftConfig {
+        steps: 40,
+        batch_size: 8,
+        replay_fraction: 0.0,
+        warmup_steps: 2,
+        curriculum,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..SftConfig::default()
+    };
+    let ramp = Some(train::sft::Curriculum { start: 0.25, ramp: 1.0 });
+    let plain = sft(&init, &examples, &[], &cfg(None), &dir.path().join("plain"), true).unwrap();
+    let ordered = sft(&init, &examples, &[], &cfg(ramp), &dir.path().join("ordered"), true).unwrap();
+    let device = engine::device(Backend::Cpu).unwrap();
+    // Mean per-token NLL of the first and the last ten examples.
+    let nll = |dir: &std::path::Path, part: &[Example]| {
+        let (m, _, _) = eval::load_for_inference(dir, &device).unwrap();
+        let rows: Vec<_> = part.iter().map(|e| e.tokens(&tok).unwrap()).collect();
+        let n: usize = rows.iter().map(|(_, t)| t.iter().filter(|x| **x).count()).sum();
+        -train::prefs::row_logps(&m, &rows, 16, &device).iter().sum::<f64>() / n as f64
+    };
+    let gap = |dir: &std::path::Path| nll(dir, &examples[30..]) - nll(dir, &examples[..10]);
+    let (g_plain, g_ordered) = (gap(&plain.checkpoint), gap(&ordered.checkpoint));
+    eprintln!("last-ten minus first-ten NLL: uniform {g_plain:.3}, curriculum {g_ordered:.3}");
+    assert!(g_ordered > g_plain + 0.3, "the curriculum's front was not learned first: {g_ordered} vs {g_plain}");
+}
+
+#[test]
 fn forced_ranges_are_read_but_not_trained() {
     let w = small_world();
     let tok = world_tokenizer(&w);
