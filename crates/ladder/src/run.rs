@@ -318,6 +318,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
     let held_questions: BTreeSet<&str> = heldout_tasks.iter().map(|t| t.question.as_str()).collect();
     let mut examples: BTreeMap<(SftData, usize, usize), Vec<Example>> = BTreeMap::new();
     let mut example_shas: BTreeMap<(SftData, usize, usize), String> = BTreeMap::new();
+    let mut example_hops: BTreeMap<(SftData, usize, usize), Vec<u32>> = BTreeMap::new();
     for spec in &specs {
         let Some(data) = spec.stage.sft_data() else { continue };
         let data = &data;
@@ -329,7 +330,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
             (Some(ix), r) if r > 0 => retrieved_prefixes(ix, &train_tasks, r)?,
             _ => vec![String::new(); train_tasks.len()],
         };
-        let ex = sft_examples(
+        let (ex, hops) = sft_examples(
             *data,
             &train_tasks,
             &prefixes,
@@ -351,6 +352,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         example_shas.insert(key, sha256_hex(text.as_bytes()));
         sources.push((path.display().to_string(), text));
         examples.insert(key, ex);
+        example_hops.insert(key, hops);
     }
     let val: Vec<String> = heldout_tasks.iter().map(|t| qa_text(&t.question, &t.answer)).collect();
     let val_path = data_dir.join("val-heldout-qa.txt");
@@ -458,6 +460,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
                 val_path: &val_path,
                 tok_path: &tok_path,
                 examples: &examples,
+                example_hops: &example_hops,
                 index: index.as_ref(),
                 k: k.as_ref(),
                 eval_tasks: &eval_tasks,
@@ -613,7 +616,8 @@ fn rank_by_reward_model(
 /// The fine-tuning examples of `data` for `tasks`, each prompt after its prefix, each followed by
 /// `copies` copies about fictional people (when `fictional` can rename the knowledge's people).
 /// A copy whose question happens to be one of the `held_out` questions (a shifted year can turn
-/// one inverse question into another) is left out.
+/// one inverse question into another) is left out. Also the hop count of each example's task
+/// (for a curriculum).
 fn sft_examples(
     data: SftData,
     tasks: &[Task],
@@ -622,8 +626,9 @@ fn sft_examples(
     fictional: Option<&Fictional>,
     copies: usize,
     held_out: &BTreeSet<&str>,
-) -> Vec<Example> {
+) -> (Vec<Example>, Vec<u32>) {
     let mut out = Vec::new();
+    let mut hops = Vec::new();
     for (t, pre) in tasks.iter().zip(prefixes) {
         for copy in 0..=copies {
             // Copy 0 is the example itself.
@@ -638,6 +643,7 @@ fn sft_examples(
             if copy > 0 && held_out.contains(question.as_str()) {
                 continue;
             }
+            hops.push(t.hops);
             out.push(match data {
                 SftData::Traces => Example::new(format!("{pre}{}", eval::prompt(&question, AnswerMode::Trace)), trace),
                 SftData::ToolTraces => {
@@ -666,7 +672,7 @@ fn sft_examples(
             });
         }
     }
-    out
+    (out, hops)
 }
 
 /// The passages the retrieval index holds: one per subject, in the order subjects first appear
@@ -786,6 +792,8 @@ struct RungInputs<'a> {
     val_path: &'a Path,
     tok_path: &'a Path,
     examples: &'a BTreeMap<(SftData, usize, usize), Vec<Example>>,
+    /// The hop count of each example's task, in the same order.
+    example_hops: &'a BTreeMap<(SftData, usize, usize), Vec<u32>>,
     index: Option<&'a retrieval::Index>,
     k: &'a dyn Knowledge,
     eval_tasks: &'a [Task],
@@ -836,7 +844,19 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
         Stage::Sft { config, data, .. } => {
             let parent = x.parent.expect("an SFT rung has a parent");
             let replay = x.k.corpus_documents(x.renderings)?;
-            let examples = &x.examples[&(*data, x.spec.retrieve, x.spec.fictional)];
+            let key = (*data, x.spec.retrieve, x.spec.fictional);
+            // With a curriculum, the examples go from fewer hops to more (stable within a count).
+            let ordered: Vec<Example>;
+            let examples = match config.curriculum {
+                Some(_) => {
+                    let hops = &x.example_hops[&key];
+                    let mut idx: Vec<usize> = (0..hops.len()).collect();
+                    idx.sort_by_key(|&i| hops[i]);
+                    ordered = idx.into_iter().map(|i| x.examples[&key][i].clone()).collect();
+                    &ordered
+                }
+                None => &x.examples[&key],
+            };
             if train_dir.exists() {
                 std::fs::remove_dir_all(&train_dir).map_err(|e| io_err(&train_dir, "cannot clear", e))?;
             }

@@ -163,6 +163,18 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
     assert_eq!(reused, [[true; 3].as_slice(), &[false; 12]].concat());
 
+    // A curriculum for the reasoning fine-tune (examples from fewer hops to more) reruns that
+    // rung only.
+    let mut o = opts(dir.path());
+    o.overrides = vec![r#"sft.curriculum={"start":0.5,"ramp":0.5}"#.into()];
+    o.only = vec!["cot-sft".into()];
+    let c = run(&o, &mut |_| {}).unwrap();
+    assert_eq!(c.rungs.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["schedule", "cot-sft"]);
+    assert!(run(&o, &mut |_| {}).unwrap().rungs.iter().all(|x| x.reused));
+    o.overrides.clear();
+    let plain = run(&o, &mut |_| {}).unwrap();
+    assert_eq!(plain.rungs.iter().map(|x| x.reused).collect::<Vec<_>>(), [true, false], "the curriculum is in the key");
+
     // `only` runs the named rungs and what they build on, nothing else.
     let mut o = opts(dir.path());
     o.only = vec!["best-of-n".into()];
