@@ -207,14 +207,15 @@ enum Command {
         print_config: bool,
     },
     /// Direct preference optimisation against a frozen reference, on JSONL pairs
-    /// {"prompt", "chosen", "rejected"}.
-    Dpo(PrefFlags),
-    /// Odds-ratio preference optimisation (no reference model), on JSONL pairs.
-    Orpo(PrefFlags),
+    /// {"prompt", "chosen", "rejected"}. Recipe: init, [reference], pairs, out_dir, [prefs].
+    Dpo(StageFlags),
+    /// Odds-ratio preference optimisation (no reference model), on JSONL pairs. Recipe: init,
+    /// pairs, out_dir, [prefs].
+    Orpo(StageFlags),
     /// GRPO: reinforcement learning from the verifier's rewards on the train questions of a task
     /// file (groups of sampled answers, group-normalised advantages, clipped ratio, KL to a
-    /// reference). Resumable.
-    Grpo(GrpoFlags),
+    /// reference). Recipe: init, [reference], tasks, mode, [kb], out_dir, [grpo].
+    Grpo(StageFlags),
     /// Logit distillation: a student (same tokenizer, any size) learns a teacher's next-token
     /// distributions on the completions of JSONL examples.
     Distill {
@@ -241,10 +242,10 @@ enum Command {
     },
 }
 
-/// Flags of `ascent dpo` and `ascent orpo`.
+/// Flags of the resumable stages (`ascent dpo`, `orpo`, `grpo`).
 #[derive(Args, Clone)]
-struct PrefFlags {
-    /// Recipe: init, [reference], pairs, out_dir, [prefs] (print one with --print-config).
+struct StageFlags {
+    /// The stage's TOML recipe (print one with --print-config).
     #[arg(long, required_unless_present = "print_config")]
     config: Option<PathBuf>,
     /// Continue the run in out_dir from its newest checkpoint.
@@ -261,34 +262,20 @@ struct PrefFlags {
     print_config: bool,
 }
 
-/// Flags of `ascent grpo`.
-#[derive(Args, Clone)]
-struct GrpoFlags {
-    /// Recipe: init, [reference], tasks, mode, [kb], out_dir, [grpo] (print one with --print-config).
-    #[arg(long, required_unless_present = "print_config")]
-    config: Option<PathBuf>,
-    /// Continue the run in out_dir from its newest checkpoint.
-    #[arg(long)]
-    resume: bool,
-    /// Delete an earlier run's checkpoints in out_dir and start over.
-    #[arg(long, conflicts_with = "resume")]
-    fresh: bool,
-    /// Stop after this many steps, as if killed (for trying --resume).
-    #[arg(long)]
-    stop_after: Option<usize>,
-    /// Print an example recipe with the default settings and exit.
-    #[arg(long)]
-    print_config: bool,
+impl StageFlags {
+    fn run_options(&self) -> RunOptions {
+        RunOptions { resume: self.resume, fresh: self.fresh, stop_after: self.stop_after, quiet: false }
+    }
 }
 
 /// Runs `ascent grpo`.
-fn run_grpo(f: GrpoFlags) -> Result<()> {
+fn run_grpo(f: StageFlags) -> Result<()> {
     use train::stage::{read_toml, to_toml, GrpoRun};
     if f.print_config {
         print!("{}", to_toml(&GrpoRun::example()));
         return Ok(());
     }
-    let path = f.config.expect("clap requires --config");
+    let path = f.config.clone().expect("clap requires --config");
     let run: GrpoRun = read_toml(&path)?;
     let tools = match (run.mode, &run.kb) {
         (train::eval::AnswerMode::Tools, None) => {
@@ -326,7 +313,7 @@ fn run_grpo(f: GrpoFlags) -> Result<()> {
 }
 
 /// Runs `ascent dpo` (`orpo = false`) or `ascent orpo`.
-fn run_prefs(f: PrefFlags, orpo: bool) -> Result<()> {
+fn run_prefs(f: StageFlags, orpo: bool) -> Result<()> {
     use train::prefs::Objective;
     use train::stage::{read_toml, to_toml, PrefRun};
     let name = if orpo { "orpo" } else { "dpo" };
@@ -339,7 +326,7 @@ fn run_prefs(f: PrefFlags, orpo: bool) -> Result<()> {
         print!("{}", to_toml(&r));
         return Ok(());
     }
-    let path = f.config.expect("clap requires --config");
+    let path = f.config.clone().expect("clap requires --config");
     let run: PrefRun = read_toml(&path)?;
     if (run.prefs.objective.name() == "orpo") != orpo {
         anyhow::bail!(
@@ -353,7 +340,7 @@ fn run_prefs(f: PrefFlags, orpo: bool) -> Result<()> {
         anyhow::bail!("{}: ORPO uses no reference model; remove `reference`", path.display());
     }
     let pairs = run.load_pairs()?;
-    let opts = RunOptions { resume: f.resume, fresh: f.fresh, stop_after: f.stop_after, quiet: false };
+    let opts = f.run_options();
     let s = train::prefs::prefs(&run.init, run.reference.as_deref(), &pairs, &run.prefs, &run.out_dir, &opts)
         .with_context(|| format!("{name} failed"))?;
     println!(

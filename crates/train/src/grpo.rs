@@ -53,6 +53,7 @@ use crate::error::TrainError;
 use crate::eval::{answer_hook, grade, prompts_for, AnswerMode};
 use crate::finetune;
 use crate::optim::{clip_global_norm, sharded_grads};
+use crate::prefs::row_tensors;
 use crate::pretrain::RunOptions;
 use crate::schedule::lr_at;
 
@@ -204,25 +205,6 @@ pub fn metrics_path(out_dir: &Path) -> PathBuf {
 
 /// Token rows: ids (prompt + answer) and trained marks.
 type Row = (Vec<u32>, Vec<bool>);
-
-/// Inputs, targets and trained weights of `rows`, each padded or cut to `t` predictions.
-fn row_tensors(rows: &[&Row], t: usize, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
-    let pad = tokenizer::Special::Pad.id() as i64;
-    let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
-    for (ids, trained) in rows {
-        for j in 0..t {
-            x.push(ids.get(j).map_or(pad, |&v| v as i64));
-            y.push(ids.get(j + 1).map_or(pad, |&v| v as i64));
-            w.push(if trained.get(j + 1).copied().unwrap_or(false) { 1.0f32 } else { 0.0 });
-        }
-    }
-    let shape = [rows.len(), t];
-    (
-        Tensor::from_data(TensorData::new(x, shape), device),
-        Tensor::from_data(TensorData::new(y, shape), device),
-        Tensor::from_data(TensorData::new(w, shape), device),
-    )
-}
 
 /// Per token: the log-probability of the target, `(B, T)`, and (when asked) the entropy of the
 /// distribution it was drawn from.

@@ -185,6 +185,12 @@ type Row = (Vec<u32>, Vec<bool>);
 /// predictions per row; a longer row keeps its first ones).
 fn batch_tensors(rows: &[&Row], max_seq: usize, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
     let t = rows.iter().map(|(ids, _)| ids.len().saturating_sub(1)).max().unwrap_or(1).clamp(1, max_seq);
+    row_tensors(rows, t, device)
+}
+
+/// Inputs, targets and trained weights of `rows`, each padded or cut to `t` predictions
+/// (`ids[j]` predicts `ids[j + 1]`, weighted 1 where `trained[j + 1]`).
+pub(crate) fn row_tensors(rows: &[&Row], t: usize, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
     let pad = Special::Pad.id() as i64;
     let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
     for (ids, trained) in rows {

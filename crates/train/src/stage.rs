@@ -107,13 +107,7 @@ impl DistillRun {
 
     /// The examples and replay documents the recipe names.
     pub fn load_data(&self) -> Result<(Vec<Example>, Vec<String>), TrainError> {
-        let text = std::fs::read_to_string(&self.data).map_err(|e| io_err(&self.data, "cannot read examples", e))?;
-        let examples = crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())?;
-        let replay = match &self.replay {
-            Some(p) => crate::corpus::from_file(p)?,
-            None => Vec::new(),
-        };
-        Ok((examples, replay))
+        examples_and_replay(&self.data, self.replay.as_deref())
     }
 }
 
@@ -161,6 +155,18 @@ impl GrpoRun {
     }
 }
 
+/// Examples from a JSONL file ([`crate::sftdata`]) and, if named, replay documents from a text
+/// file (separated by blank lines).
+fn examples_and_replay(data: &Path, replay: Option<&Path>) -> Result<(Vec<Example>, Vec<String>), TrainError> {
+    let text = std::fs::read_to_string(data).map_err(|e| io_err(data, "cannot read examples", e))?;
+    let examples = crate::sftdata::examples_from_jsonl(&text, &data.display().to_string())?;
+    let replay = match replay {
+        Some(p) => crate::corpus::from_file(p)?,
+        None => Vec::new(),
+    };
+    Ok((examples, replay))
+}
+
 /// Reads a TOML recipe; errors name the file.
 pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| io_err(path, "cannot read config", e))?;
@@ -186,13 +192,7 @@ impl SftRun {
 
     /// The examples and replay documents the recipe names.
     pub fn load_data(&self) -> Result<(Vec<Example>, Vec<String>), TrainError> {
-        let text = std::fs::read_to_string(&self.data).map_err(|e| io_err(&self.data, "cannot read examples", e))?;
-        let examples = crate::sftdata::examples_from_jsonl(&text, &self.data.display().to_string())?;
-        let replay = match &self.replay {
-            Some(p) => crate::corpus::from_file(p)?,
-            None => Vec::new(),
-        };
-        Ok((examples, replay))
+        examples_and_replay(&self.data, self.replay.as_deref())
     }
 }
 
