@@ -57,6 +57,69 @@ fn default_theta() -> f64 {
     10_000.0
 }
 
+/// A mixture-of-experts feed-forward block in place of the dense MLP (Shazeer et al. 2017;
+/// Switch, Fedus et al. 2021; DeepSeekMoE, Dai et al. 2024): a linear router scores `experts`
+/// experts per token, the `top_k` best are run and their outputs summed, weighted by their
+/// softmax probabilities; an optional shared expert sees every token. Each expert is an MLP of
+/// the configured kind and width `d_expert`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MoeConfig {
+    /// Routed experts (E).
+    pub experts: usize,
+    /// Experts each token is sent to (k).
+    #[serde(default = "one")]
+    pub top_k: usize,
+    /// Hidden width of each expert; 0 = the model's `d_ff`.
+    #[serde(default)]
+    pub d_expert: usize,
+    /// One more expert of width `d_expert` that every token goes through (DeepSeekMoE).
+    #[serde(default)]
+    pub shared_expert: bool,
+    /// Renormalise the k chosen probabilities to sum to 1 (Mixtral); otherwise the raw softmax
+    /// probabilities weight the experts (Switch, GShard), which keeps a gradient to the router
+    /// at k = 1.
+    #[serde(default)]
+    pub normalize_gates: bool,
+    /// Weight of the load-balancing loss `E·Σ_e f_e·P_e` (Switch; 1 when perfectly balanced),
+    /// added to the training loss, averaged over layers; 0 turns it off.
+    #[serde(default = "default_aux_coef")]
+    pub aux_loss_coef: f64,
+    /// Auxiliary-loss-free balancing (DeepSeek-V3): a per-expert bias added to the scores for
+    /// choosing experts only (not to the gates), moved by this much after each optimiser step,
+    /// up for under-loaded experts and down for over-loaded ones; 0 turns it off.
+    #[serde(default)]
+    pub bias_update_rate: f64,
+    /// Expert capacity during training, as a multiple of an even share
+    /// (`⌈factor·tokens·k/E⌉` assignments per expert per forward): assignments past it are
+    /// dropped (the token keeps its residual). 0 = no capacity limit. Generation and
+    /// evaluation never drop, so a sequence's tokens do not depend on its batch.
+    #[serde(default)]
+    pub capacity_factor: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_aux_coef() -> f64 {
+    0.01
+}
+
+/// Multi-head latent attention (DeepSeek-V2, 2024): keys and values are read up from a
+/// low-rank latent `c = RMSNorm(W_a x)` of `kv_rank` numbers per token, and position enters
+/// through a separate rotary key of `rope_dim` numbers shared by all heads and a rotary part of
+/// each query. The KV cache stores only the latent and the rotary key: `kv_rank + rope_dim`
+/// numbers per token and layer, against `2·n_kv_heads·head_dim` for MHA/GQA.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MlaConfig {
+    /// Width of the key/value latent (DeepSeek-V2: 512 at d_model 5120).
+    pub kv_rank: usize,
+    /// Width of the decoupled rotary part of queries and keys (DeepSeek-V2: 64); even.
+    pub rope_dim: usize,
+}
+
 /// Architecture of a decoder-only transformer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -94,6 +157,20 @@ pub struct ModelConfig {
     /// Standard deviation of the normal initialisation (GPT-2's 0.02); output projections are
     /// further scaled by 1/sqrt(2 * n_layers).
     pub init_std: f64,
+    /// A mixture of experts in place of every dense MLP; `None` = dense.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeConfig>,
+    /// Multi-head latent attention in place of MHA/GQA (`n_kv_heads` is then unused);
+    /// needs rotary positions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaConfig>,
+    /// Maximal-update parameterisation (muP, Yang et al. 2021, "Tensor Programs V") relative to
+    /// this base width: hidden matrices are initialised with variance ∝ 1/fan-in and trained at
+    /// `lr·base/d_model`, the logits are multiplied by `base/d_model`, and attention scores are
+    /// scaled by `√K_base/K` (1/K growth). At `d_model == base` the model equals the standard
+    /// one, so a learning rate tuned at the base width carries over to wider models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mup_base_width: Option<usize>,
 }
 
 impl Default for ModelConfig {
@@ -119,6 +196,9 @@ fn err(field: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct ParamCount {
     /// Every trainable scalar.
     pub total: usize,
+    /// Parameters a token's forward pass uses: `total` less the routed experts it is not sent
+    /// to (equal to `total` for a dense model).
+    pub active: usize,
     /// Token (and position) embedding tables.
     pub embedding: usize,
     /// Everything else (the "N" of Kaplan et al.); the head counts here unless it is tied.
@@ -145,6 +225,9 @@ impl ModelConfig {
             parallel_residual: false,
             bias: true,
             init_std: 0.02,
+            moe: None,
+            mla: None,
+            mup_base_width: None,
         }
     }
 
@@ -170,6 +253,9 @@ impl ModelConfig {
             parallel_residual: false,
             bias: false,
             init_std: 0.02,
+            moe: None,
+            mla: None,
+            mup_base_width: None,
         };
         let target = Self::gpt2(vocab_size, d_model, n_layers, n_heads, max_seq_len).param_count().total;
         // Each unit of d_ff costs 3·D per layer; solve, then round to a multiple of 8.
@@ -201,6 +287,40 @@ impl ModelConfig {
         self.d_model / self.n_heads.max(1)
     }
 
+    /// Width of the rotary part of a query or key: the whole head, or MLA's decoupled part.
+    pub fn rope_dim(&self) -> usize {
+        self.mla.as_ref().map_or(self.head_dim(), |m| m.rope_dim)
+    }
+
+    /// Query heads per key/value head (G); 1 under MLA, whose keys and values are per head.
+    pub fn kv_groups(&self) -> usize {
+        if self.mla.is_some() {
+            1
+        } else {
+            self.n_heads / self.n_kv_heads.max(1)
+        }
+    }
+
+    /// Hidden width of one expert (the model's `d_ff` unless set).
+    pub fn d_expert(&self) -> usize {
+        self.moe.as_ref().map_or(self.d_ff, |m| if m.d_expert == 0 { self.d_ff } else { m.d_expert })
+    }
+
+    /// Numbers the KV cache keeps per token, over all layers: `2·n_kv_heads·head_dim` per layer
+    /// for MHA/GQA/MQA, `kv_rank + rope_dim` for MLA.
+    pub fn kv_cache_floats_per_token(&self) -> usize {
+        let per_layer = match &self.mla {
+            Some(m) => m.kv_rank + m.rope_dim,
+            None => 2 * self.n_kv_heads * self.head_dim(),
+        };
+        self.n_layers * per_layer
+    }
+
+    /// The muP width multiplier `d_model / base` (1 without muP).
+    pub fn mup_multiplier(&self) -> f64 {
+        self.mup_base_width.map_or(1.0, |b| self.d_model as f64 / b as f64)
+    }
+
     /// Check every relation between fields; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
@@ -220,15 +340,12 @@ impl ModelConfig {
         if self.d_model % self.n_heads != 0 {
             return Err(err("n_heads", format!("= {} does not divide d_model = {}", self.n_heads, self.d_model)));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if self.mla.is_none() && self.n_heads % self.n_kv_heads != 0 {
             return Err(err("n_kv_heads", format!("= {} does not divide n_heads = {}", self.n_kv_heads, self.n_heads)));
         }
         if let Position::Rope { theta } = self.position {
-            if self.head_dim() % 2 != 0 {
-                return Err(err(
-                    "position",
-                    format!("rope needs an even head size, got d_model / n_heads = {}", self.head_dim()),
-                ));
+            if self.rope_dim() % 2 != 0 {
+                return Err(err("position", format!("rope needs an even rotary width, got {}", self.rope_dim())));
             }
             if !(theta.is_finite() && theta > 1.0) {
                 return Err(err("position.theta", format!("must be a finite number above 1, got {theta}")));
@@ -240,37 +357,118 @@ impl ModelConfig {
         if !(self.init_std.is_finite() && self.init_std > 0.0) {
             return Err(err("init_std", format!("must be positive, got {}", self.init_std)));
         }
+        if let Some(m) = &self.moe {
+            if m.experts == 0 {
+                return Err(err("moe.experts", "must be at least 1"));
+            }
+            if m.top_k == 0 || m.top_k > m.experts {
+                return Err(err("moe.top_k", format!("= {} must be between 1 and experts = {}", m.top_k, m.experts)));
+            }
+            for (field, v) in [
+                ("moe.aux_loss_coef", m.aux_loss_coef),
+                ("moe.bias_update_rate", m.bias_update_rate),
+                ("moe.capacity_factor", m.capacity_factor),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(err(field, format!("must be a finite number ≥ 0, got {v}")));
+                }
+            }
+        }
+        if let Some(m) = &self.mla {
+            if !matches!(self.position, Position::Rope { .. }) {
+                return Err(err("mla", "needs rotary positions (position = { kind = \"rope\" })"));
+            }
+            if m.kv_rank == 0 {
+                return Err(err("mla.kv_rank", "must be at least 1"));
+            }
+            if m.rope_dim == 0 {
+                return Err(err("mla.rope_dim", "must be at least 2"));
+            }
+            if self.qk_norm {
+                return Err(err("qk_norm", "is not supported with mla"));
+            }
+        }
+        if self.mup_base_width == Some(0) {
+            return Err(err("mup_base_width", "must be at least 1"));
+        }
         Ok(())
+    }
+
+    /// Parameters of one attention block (projections and their biases, QK-norm scales).
+    fn attention_params(&self) -> usize {
+        let (d, h, k) = (self.d_model, self.n_heads, self.head_dim());
+        let b = |n: usize| if self.bias { n } else { 0 };
+        match &self.mla {
+            Some(m) => {
+                let (r, rd) = (m.kv_rank, m.rope_dim);
+                let q = d * h * (k + rd) + b(h * (k + rd));
+                let kv_a = d * (r + rd) + b(r + rd) + r;
+                let kv_b = r * 2 * h * k + b(2 * h * k);
+                q + kv_a + kv_b + h * k * d + b(d)
+            }
+            None => {
+                let kv = self.n_kv_heads * k;
+                let qk_norm = if self.qk_norm { 2 * k } else { 0 };
+                d * d + b(d) + 2 * (d * kv + b(kv)) + d * d + b(d) + qk_norm
+            }
+        }
+    }
+
+    /// Parameters of one MLP (or one expert) of hidden width `f`.
+    fn mlp_params(&self, f: usize) -> usize {
+        let d = self.d_model;
+        let b = |n: usize| if self.bias { n } else { 0 };
+        let mlp_in = if self.mlp.is_gated() { 2 } else { 1 };
+        mlp_in * (d * f + b(f)) + f * d + b(d)
     }
 
     /// Exact count of trainable parameters, matching the built module.
     pub fn param_count(&self) -> ParamCount {
         let (d, v, l) = (self.d_model, self.vocab_size, self.n_layers);
-        let kv = self.n_kv_heads * self.head_dim();
-        let b = |n: usize| if self.bias { n } else { 0 };
         let norm = if self.norm == Norm::Layer { 2 * d } else { d };
-        let attn = d * d + b(d) + 2 * (d * kv + b(kv)) + d * d + b(d);
-        let mlp_in = if self.mlp.is_gated() { 2 } else { 1 };
-        let mlp = mlp_in * (d * self.d_ff + b(self.d_ff)) + self.d_ff * d + b(d);
-        let qk_norm = if self.qk_norm { 2 * self.head_dim() } else { 0 };
-        let block = 2 * norm + attn + mlp + qk_norm;
+        // Feed-forward parameters per layer, all of them and those one token uses.
+        let (ffn, ffn_active) = match &self.moe {
+            Some(m) => {
+                let one = self.mlp_params(self.d_expert());
+                let shared = if m.shared_expert { one } else { 0 };
+                let router = d * m.experts + if m.bias_update_rate > 0.0 { m.experts } else { 0 };
+                (m.experts * one + shared + router, m.top_k * one + shared + router)
+            }
+            None => (self.mlp_params(self.d_ff), self.mlp_params(self.d_ff)),
+        };
+        let block = 2 * norm + self.attention_params() + ffn;
         let positions = if self.position == Position::Learned { self.max_seq_len * d } else { 0 };
         let embedding = v * d + positions;
         let head = if self.tie_embeddings { 0 } else { d * v };
         let non_embedding = l * block + norm + head;
-        ParamCount { total: embedding + non_embedding, embedding, non_embedding }
+        let total = embedding + non_embedding;
+        ParamCount { total, active: total - l * (ffn - ffn_active), embedding, non_embedding }
     }
 
     /// Forward-pass FLOPs per token at context length `seq`: 2 per multiply-add of every matrix
-    /// product (all projections and the head) plus attention scores and mixing (2·2·T·D per
-    /// layer, counting the full T×T square as PyTorch's kernels compute it). Training is 3× this.
+    /// product a token goes through (all projections, the experts it is routed to, the router
+    /// and the head) plus attention scores and mixing (2·T per query and key width and 2·T per
+    /// value width, counting the full T×T square as PyTorch's kernels compute it). Training is
+    /// 3× this.
     pub fn forward_flops_per_token(&self, seq: usize) -> u64 {
-        let (d, l) = (self.d_model as u64, self.n_layers as u64);
-        let kv = (self.n_kv_heads * self.head_dim()) as u64;
-        let ff = self.d_ff as u64;
-        let mlp_mats = if self.mlp.is_gated() { 3 } else { 2 };
-        let matmul_params = l * (2 * d * d + 2 * d * kv + mlp_mats * d * ff) + d * self.vocab_size as u64;
-        2 * matmul_params + l * 4 * seq as u64 * d
+        let (d, l, h, k) = (self.d_model as u64, self.n_layers as u64, self.n_heads as u64, self.head_dim() as u64);
+        let mats = if self.mlp.is_gated() { 3 } else { 2 };
+        let (attn, qk_width) = match &self.mla {
+            Some(m) => {
+                let (r, rd) = (m.kv_rank as u64, m.rope_dim as u64);
+                (d * h * (k + rd) + d * (r + rd) + r * 2 * h * k + h * k * d, h * (k + rd))
+            }
+            None => (2 * d * d + 2 * d * (self.n_kv_heads as u64 * k), d),
+        };
+        let ffn = match &self.moe {
+            Some(m) => {
+                let active = m.top_k as u64 + u64::from(m.shared_expert);
+                active * mats * d * self.d_expert() as u64 + d * m.experts as u64
+            }
+            None => mats * d * self.d_ff as u64,
+        };
+        let matmul_params = l * (attn + ffn) + d * self.vocab_size as u64;
+        2 * matmul_params + l * 2 * seq as u64 * (qk_width + d)
     }
 
     /// Training FLOPs per token (forward + backward ≈ 3 × forward).
@@ -285,19 +483,32 @@ impl ModelConfig {
             Position::Learned => "learned-pos".to_string(),
             Position::Rope { theta } => format!("rope(θ={theta})"),
         };
+        let attn = match &self.mla {
+            Some(m) => format!("{}h MLA r{} rope{}", self.n_heads, m.kv_rank, m.rope_dim),
+            None => format!("{}h/{}kv", self.n_heads, self.n_kv_heads),
+        };
+        let ffn = match &self.moe {
+            Some(m) => format!(
+                "MoE {}×ff {} top-{}{}",
+                m.experts,
+                self.d_expert(),
+                m.top_k,
+                if m.shared_expert { " +shared" } else { "" }
+            ),
+            None => format!("ff {}", self.d_ff),
+        };
+        let active = if p.active != p.total { format!(", {} active", p.active) } else { String::new() };
         format!(
-            "{} layers × d{} ({}h/{}kv, ff {}), {:?}Norm, {:?}, {}{}{}{} | params {} ({} non-embedding)",
+            "{} layers × d{} ({attn}, {ffn}), {:?}Norm, {:?}, {}{}{}{}{} | params {} ({} non-embedding{active})",
             self.n_layers,
             self.d_model,
-            self.n_heads,
-            self.n_kv_heads,
-            self.d_ff,
             self.norm,
             self.mlp,
             pos,
             if self.tie_embeddings { ", tied" } else { "" },
             if self.qk_norm { ", qk-norm" } else { "" },
             if self.parallel_residual { ", parallel" } else { "" },
+            self.mup_base_width.map_or(String::new(), |b| format!(", muP base {b}")),
             p.total,
             p.non_embedding
         )

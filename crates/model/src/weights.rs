@@ -33,7 +33,10 @@ pub enum WeightsError {
 /// Hugging Face name of the parameter at burn path `path`, and whether it is a linear weight
 /// (stored transposed).
 fn hf_name(path: &str) -> (String, bool) {
-    let linear = path.ends_with("_proj.weight") || path == "lm_head.weight";
+    let linear = path.ends_with("_proj.weight")
+        || path.ends_with("_proj_with_mqa.weight")
+        || path.ends_with(".moe.gate.weight")
+        || path == "lm_head.weight";
     let name = if path.starts_with("lm_head") { path.to_string() } else { format!("model.{path}") };
     (name, linear)
 }
@@ -87,9 +90,19 @@ pub fn named_grads(model: &Transformer, grads: &GradientsParams) -> Vec<(String,
 
 /// Serialise every parameter as F32 safetensors bytes, with `metadata` in the header.
 pub fn to_safetensors(model: &Transformer, metadata: &HashMap<String, String>) -> Vec<u8> {
-    let tensors = named_tensors(model);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        tensors.into_iter().map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    tensors_to_safetensors(&named_tensors(model), metadata)
+}
+
+/// Serialise `(hf_name, shape, values)` tensors (as [`named_tensors`] gives them) as F32
+/// safetensors bytes, with `metadata` in the header.
+pub fn tensors_to_safetensors(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: &HashMap<String, String>,
+) -> Vec<u8> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
     let views: BTreeMap<String, TensorView<'_>> = bytes
         .iter()
         .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data")))

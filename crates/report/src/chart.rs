@@ -16,7 +16,7 @@ use crate::LadderReport;
 type Drawn<T> = Result<T, Box<dyn Error>>;
 
 /// One colour per rung (Tableau 10), reused cyclically past ten rungs.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(0x4e, 0x79, 0xa7),
     RGBColor(0xf2, 0x8e, 0x2b),
     RGBColor(0xe1, 0x57, 0x59),
@@ -28,11 +28,11 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x9c, 0x75, 0x5f),
     RGBColor(0xba, 0xb0, 0xac),
 ];
-const INK: RGBColor = RGBColor(0x1b, 0x1f, 0x24);
-const FONT: &str = "sans-serif";
+pub(crate) const INK: RGBColor = RGBColor(0x1b, 0x1f, 0x24);
+pub(crate) const FONT: &str = "sans-serif";
 /// Plotters writes `font-size` as this over 1.24: 15 gives about 12 px.
-const LABEL_SIZE: f64 = 15.0;
-const CAPTION_SIZE: f64 = 19.0;
+pub(crate) const LABEL_SIZE: f64 = 15.0;
+pub(crate) const CAPTION_SIZE: f64 = 19.0;
 const HEIGHT: u32 = 340;
 
 fn label(h: HPos, v: VPos) -> TextStyle<'static> {

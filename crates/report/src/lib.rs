@@ -21,6 +21,7 @@ mod doc;
 mod format;
 mod html;
 mod markdown;
+pub mod sweep;
 mod write;
 
 use std::collections::BTreeMap;

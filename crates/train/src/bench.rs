@@ -71,6 +71,9 @@ impl BenchArgs {
             parallel_residual: false,
             bias: false,
             init_std: 0.02,
+            moe: None,
+            mla: None,
+            mup_base_width: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use model::{Mlp, ModelConfig, Norm, Position};
+use model::{MlaConfig, Mlp, ModelConfig, MoeConfig, Norm, Position};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -71,6 +71,16 @@ pub struct ModelSection {
     pub parallel_residual: Option<bool>,
     pub bias: Option<bool>,
     pub init_std: Option<f64>,
+    /// A mixture of experts in place of the dense MLP (`[model.moe] experts = 4, top_k = 1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeConfig>,
+    /// Multi-head latent attention (`[model.mla] kv_rank = 32, rope_dim = 16`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaConfig>,
+    /// muP relative to this width: hidden matrices initialised and trained at rates scaled by
+    /// `base / d_model`, logits by the same (a learning rate tuned at the base width transfers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mup_base_width: Option<usize>,
 }
 
 impl Default for ModelSection {
@@ -92,6 +102,9 @@ impl Default for ModelSection {
             parallel_residual: None,
             bias: None,
             init_std: None,
+            moe: None,
+            mla: None,
+            mup_base_width: None,
         }
     }
 }
@@ -152,16 +165,42 @@ impl OptimKind {
     fn is_adamw(&self) -> bool {
         *self == Self::Adamw
     }
+
+    /// The peak learning rate a config that names this optimiser and no `lr` gets. AdamW's 2e-3
+    /// suits sub-million-parameter models; Lion's sign update and Sophia's clipped one move
+    /// every coordinate by up to the full rate, so they start 3× and 2× lower (Chen et al.
+    /// 2023, Liu et al. 2023); Muon's rate is matched to AdamW's update size, so it shares it.
+    pub fn default_lr(self) -> f64 {
+        match self {
+            OptimKind::Adamw | OptimKind::Muon => 2e-3,
+            OptimKind::Lion => 2e-3 / 3.0,
+            OptimKind::Sophia => 1e-3,
+        }
+    }
+
+    /// All kinds, in the order reports list them.
+    pub const ALL: [OptimKind; 4] = [OptimKind::Adamw, OptimKind::Lion, OptimKind::Muon, OptimKind::Sophia];
+
+    /// The name a config file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimKind::Adamw => "adamw",
+            OptimKind::Lion => "lion",
+            OptimKind::Muon => "muon",
+            OptimKind::Sophia => "sophia",
+        }
+    }
 }
 
 /// The optimiser (AdamW unless `kind` says otherwise) with global-norm clipping.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "OptimFile")]
 pub struct OptimSection {
-    /// adamw | lion | muon (left out of written configs when adamw).
+    /// adamw | lion | muon | sophia (left out of written configs when adamw).
     #[serde(skip_serializing_if = "OptimKind::is_adamw")]
     pub kind: OptimKind,
-    /// Peak learning rate; 2e-3 suits sub-million-parameter models.
+    /// Peak learning rate; when a config leaves it out, the optimiser's own default
+    /// ([`OptimKind::default_lr`]).
     pub lr: f64,
     /// First-moment decay.
     pub beta1: f64,
@@ -180,6 +219,37 @@ pub struct OptimSection {
 
 fn is_ten(n: &usize) -> bool {
     *n == 10
+}
+
+/// [`OptimSection`] as a file gives it: a missing `lr` takes the named optimiser's default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptimFile {
+    #[serde(default)]
+    kind: OptimKind,
+    lr: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    eps: Option<f64>,
+    weight_decay: Option<f64>,
+    grad_clip: Option<f64>,
+    sophia_every: Option<usize>,
+}
+
+impl From<OptimFile> for OptimSection {
+    fn from(f: OptimFile) -> Self {
+        let d = OptimSection::default();
+        OptimSection {
+            kind: f.kind,
+            lr: f.lr.unwrap_or(f.kind.default_lr()),
+            beta1: f.beta1.unwrap_or(d.beta1),
+            beta2: f.beta2.unwrap_or(d.beta2),
+            eps: f.eps.unwrap_or(d.eps),
+            weight_decay: f.weight_decay.unwrap_or(d.weight_decay),
+            grad_clip: f.grad_clip.unwrap_or(d.grad_clip),
+            sophia_every: f.sophia_every.unwrap_or(d.sophia_every),
+        }
+    }
 }
 
 impl Default for OptimSection {
@@ -298,7 +368,7 @@ impl PretrainConfig {
         let mut c = ModelConfig::preset(&m.preset, vocab_size, m.d_model, m.n_layers, m.n_heads.max(1), seq)
             .map_err(|e| bad("model.preset", e.message))?;
         macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = m.$f.clone() { c.$f = v; } )* };
+            ($($f:ident),*) => { $( if let Some(v) = m.$f.clone() { c.$f = v.into(); } )* };
         }
         set!(
             n_kv_heads,
@@ -311,7 +381,10 @@ impl PretrainConfig {
             qk_norm,
             parallel_residual,
             bias,
-            init_std
+            init_std,
+            moe,
+            mla,
+            mup_base_width
         );
         c.n_heads = m.n_heads;
         c.validate().map_err(|e| bad(&format!("model.{}", e.field), e.message))?;
@@ -398,6 +471,34 @@ mod tests {
     #[test]
     fn shipped_default_toml_equals_the_defaults() {
         assert_eq!(PretrainConfig::from_toml(DEFAULT_TOML).unwrap(), PretrainConfig::default());
+    }
+
+    #[test]
+    fn each_optimiser_has_its_own_default_rate() {
+        for (kind, lr) in [("adamw", 2e-3), ("lion", 2e-3 / 3.0), ("muon", 2e-3), ("sophia", 1e-3)] {
+            let c = PretrainConfig::from_toml(&format!("[optim]\nkind = \"{kind}\"\n")).unwrap();
+            assert_eq!(c.optim.lr, lr, "{kind}");
+            assert_eq!(c.optim.kind.default_lr(), lr);
+        }
+        let c = PretrainConfig::from_toml("[optim]\nkind = \"lion\"\nlr = 1e-4\nbeta2 = 0.99\n").unwrap();
+        assert_eq!((c.optim.lr, c.optim.beta2, c.optim.weight_decay), (1e-4, 0.99, 0.1));
+        let e = PretrainConfig::from_toml("[optim]\nlr_max = 1\n").unwrap_err().to_string();
+        assert!(e.contains("lr_max"), "{e}");
+    }
+
+    #[test]
+    fn moe_mla_and_mup_reach_the_model() {
+        let c = PretrainConfig::from_toml(
+            "[model]\nmup_base_width = 64\n[model.moe]\nexperts = 4\ntop_k = 2\n[model.mla]\nkv_rank = 16\nrope_dim = 8\n",
+        )
+        .unwrap();
+        let m = c.model_config(300).unwrap();
+        assert_eq!((m.moe.as_ref().unwrap().experts, m.moe.as_ref().unwrap().top_k), (4, 2));
+        assert_eq!(m.mla.as_ref().unwrap().kv_rank, 16);
+        assert_eq!(m.mup_base_width, Some(64));
+        let c = PretrainConfig::from_toml("[model.moe]\nexperts = 2\ntop_k = 3\n").unwrap();
+        let e = c.model_config(300).unwrap_err().to_string();
+        assert!(e.contains("model.moe.top_k"), "{e}");
     }
 
     #[test]

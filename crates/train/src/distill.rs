@@ -29,7 +29,7 @@ use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
 use crate::finetune::load_model;
-use crate::optim::{clip_global_norm, optimizer};
+use crate::optim::{clip_global_norm, lr_policy, optimizer};
 use crate::schedule::lr_at;
 use crate::sft::Example;
 
@@ -220,7 +220,8 @@ pub fn distill(
         }
         let mut grads = model::burn::optim::GradientsParams::from_grads(loss.backward(), &student);
         clip_global_norm(&student, &mut grads, cfg.optim.grad_clip);
-        student = optim.step(lr_at(&schedule, cfg.optim.lr, step, cfg.steps), student, grads);
+        let lr = lr_policy(student.config(), lr_at(&schedule, cfg.optim.lr, step, cfg.steps));
+        student = optim.step(lr, student, grads);
         losses.push(value);
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -52,7 +52,7 @@ use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
 use crate::eval::{answer_hook, grade, prompts_for, AnswerMode};
 use crate::finetune;
-use crate::optim::{clip_global_norm, sharded_grads};
+use crate::optim::{clip_global_norm, lr_policy, sharded_grads};
 use crate::prefs::row_tensors;
 use crate::pretrain::RunOptions;
 use crate::schedule::lr_at;
@@ -472,7 +472,7 @@ pub fn grpo(
                 });
                 clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
                 let lr = lr_at(&schedule, cfg.optim.lr, step * cfg.updates + u, total_updates);
-                model = optim.step(lr, model, grads);
+                model = optim.step(lr_policy(model.config(), lr), model, grads);
                 let loss: f64 = shard_losses.iter().sum();
                 if !loss.is_finite() {
                     return Err(TrainError::Data(format!(

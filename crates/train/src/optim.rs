@@ -3,6 +3,7 @@
 //! the hidden matrices with AdamW for the rest ([`OptimKind`]), plus global-norm gradient
 //! clipping, which burn does not offer (its clipping is per tensor).
 
+use model::burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use model::burn::module::ParamGroup;
 use model::burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use model::burn::optim::decay::WeightDecayConfig;
@@ -12,14 +13,28 @@ use model::burn::optim::{
     RecordState, StateSink, StateSource,
 };
 use model::burn::prelude::*;
-use model::Transformer;
+use model::{ModelConfig, Transformer};
 use rayon::prelude::*;
 
 use crate::config::{OptimKind, OptimSection};
 
-/// The parameters Muon takes: the 2-D projection matrices of attention and the MLP in every
-/// block (by their paths in [`Transformer`]); everything else stays with AdamW.
-pub const MUON_PARAMS: &str = r"^layers\.\d+\.(self_attn|mlp)\.\w+\.weight$";
+/// The parameters Muon takes: the 2-D projection matrices of attention, the MLP and the experts
+/// in every block (by their paths in [`Transformer`], [`model::HIDDEN_MATRICES`]); everything
+/// else (embeddings, norms, biases, routers, the head) stays with AdamW.
+pub const MUON_PARAMS: &str = model::HIDDEN_MATRICES;
+
+/// The learning rate of every parameter at peak rate `lr`: `lr` everywhere, except under muP,
+/// where the hidden matrices ([`model::HIDDEN_MATRICES`]) take `lr · base / d_model` (Yang et
+/// al. 2021, Table 3, for Adam-like optimisers); embeddings, norms, biases, routers and the head
+/// keep `lr`.
+pub fn lr_policy(cfg: &ModelConfig, lr: f64) -> ModuleLearningRate {
+    let m = cfg.mup_multiplier();
+    if m == 1.0 {
+        return lr.into();
+    }
+    let hidden = ParamGroup::from_regex(model::HIDDEN_MATRICES).expect("a valid pattern");
+    ModuleLrScheduler::new(lr).with_group(hidden, lr / m).step()
+}
 
 /// The optimiser `o` names. Sophia needs its loop to refresh the Hessian estimate: only the
 /// pretraining loop does ([`sophia`]); here it is built without that and so must not be used

@@ -37,7 +37,7 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
 use crate::finetune;
-use crate::optim::{clip_global_norm, shard_count, sharded_grads};
+use crate::optim::{clip_global_norm, lr_policy, shard_count, sharded_grads};
 use crate::pretrain::RunOptions;
 use crate::schedule::lr_at;
 use crate::sft::Example;
@@ -367,7 +367,8 @@ pub fn prefs(
             pair_loss(cfg.objective, logp, count, r.clone(), per)
         });
         clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
-        model = optim.step(lr_at(&schedule, cfg.optim.lr, step, cfg.steps), model, grads);
+        let lr = lr_policy(model.config(), lr_at(&schedule, cfg.optim.lr, step, cfg.steps));
+        model = optim.step(lr, model, grads);
         let loss = shard_losses.iter().sum::<f64>() / shards as f64;
         if !loss.is_finite() {
             return Err(TrainError::Data(format!(

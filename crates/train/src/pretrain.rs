@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model::burn::module::Module;
 use model::burn::optim::GradientsAccumulator;
 use model::burn::prelude::*;
-use model::{engine, weights, ModelConfig, Transformer};
+use model::{engine, weights, ModelConfig, RouterStats, Transformer};
 use serde::{Deserialize, Serialize};
 use tokenizer::Tokenizer;
 
@@ -30,7 +30,7 @@ use crate::config::{PretrainConfig, Resolved};
 use crate::corpus;
 use crate::data::{eval_batch, Sampler, TokenData};
 use crate::error::{io_err, TrainError};
-use crate::optim::{clip_global_norm, gnb_grads, optimizer, shard_count, sharded_grads, sophia};
+use crate::optim::{clip_global_norm, gnb_grads, lr_policy, optimizer, shard_count, sharded_grads, sophia};
 use crate::schedule::lr_at;
 
 /// Number of documents in the built-in corpus.
@@ -65,6 +65,30 @@ pub struct Metric {
     pub tokens: u64,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
+    /// Mixture of experts, train lines: the routing since the previous line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeMetric>,
+}
+
+/// Router statistics of a mixture-of-experts model over a logging window.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct MoeMetric {
+    /// Busiest expert's load over the mean load, averaged over layers (1 = balanced).
+    pub max_over_mean: f64,
+    /// Fraction of expert assignments dropped for capacity.
+    pub dropped: f64,
+    /// Mean balancing loss (1 = balanced).
+    pub aux: f64,
+}
+
+impl MoeMetric {
+    fn of(s: &RouterStats) -> Option<Self> {
+        (!s.is_empty()).then(|| Self {
+            max_over_mean: s.max_over_mean(),
+            dropped: s.dropped_fraction(),
+            aux: s.aux_mean(),
+        })
+    }
 }
 
 /// What a finished (or stopped) run reports.
@@ -86,6 +110,8 @@ pub struct Summary {
     pub tokens_per_s: f64,
     pub flops: f64,
     pub last_checkpoint: Option<std::path::PathBuf>,
+    /// Mixture of experts: the routing of the last logging window.
+    pub moe: Option<MoeMetric>,
 }
 
 fn documents(cfg: &PretrainConfig) -> Result<Vec<String>, TrainError> {
@@ -112,7 +138,7 @@ pub fn validation_loss(
     let mut total = 0.0;
     for i in 0..batches {
         let (x, y) = eval_batch(val, i, batches, batch, seq, device);
-        total += model.loss(x, y, None).into_scalar::<f32>() as f64;
+        total += model.cross_entropy(x, y, None).into_scalar::<f32>() as f64;
     }
     total / batches as f64
 }
@@ -294,10 +320,12 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         tokens_per_s: 0.0,
         flops: 0.0,
         last_checkpoint: None,
+        moe: None,
     };
     let mut last_val: Option<f64> = loaded.as_ref().and_then(|l| l.state.val_loss);
     let mut window_started = Instant::now();
     let mut window_tokens = 0u64;
+    let mut window_routing = RouterStats::default();
 
     if step == 0 {
         // The starting point, so every run's curve begins at the untrained loss.
@@ -314,6 +342,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
                 tokens: 0,
                 tokens_per_s: 0.0,
                 elapsed_s: 0.0,
+                moe: None,
             },
         )?;
     }
@@ -344,7 +373,12 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
                 model = h.update(&mut optim, model, g, n);
             }
         }
-        model = optim.step(lr, model, grads);
+        model = optim.step(lr_policy(model.config(), lr), model, grads);
+        // Mixture of experts: this step's routing moves the balancing biases (if on) and is
+        // logged with the window.
+        let routed = model.router_stats();
+        model = model.update_router_bias(&routed);
+        window_routing.merge(&routed);
         step += 1;
         tokens_seen += tokens_per_step;
         window_tokens += tokens_per_step;
@@ -372,8 +406,11 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
                     tokens: tokens_seen,
                     tokens_per_s: tps,
                     elapsed_s: started.elapsed().as_secs_f64(),
+                    moe: MoeMetric::of(&window_routing),
                 },
             )?;
+            summary.moe = MoeMetric::of(&window_routing).or(summary.moe);
+            window_routing = RouterStats::default();
             window_started = Instant::now();
             window_tokens = 0;
         }
@@ -395,6 +432,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
                     tokens: tokens_seen,
                     tokens_per_s: 0.0,
                     elapsed_s: started.elapsed().as_secs_f64(),
+                    moe: None,
                 },
             )?;
         }

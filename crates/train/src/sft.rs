@@ -26,7 +26,7 @@ use tokenizer::{Special, Tokenizer};
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
 use crate::error::TrainError;
-use crate::optim::{clip_global_norm, optimizer, shard_count, sharded_grads};
+use crate::optim::{clip_global_norm, lr_policy, optimizer, shard_count, sharded_grads};
 use crate::schedule::lr_at;
 
 /// One supervised example: the model sees `prompt` and learns to write `completion`.
@@ -354,7 +354,7 @@ pub fn sft(
         });
         clip_global_norm(&model, &mut grads, cfg.optim.grad_clip);
         let lr = lr_at(&schedule, cfg.optim.lr, step, cfg.steps);
-        model = optim.step(lr, model, grads);
+        model = optim.step(lr_policy(model.config(), lr), model, grads);
         let loss = shard_losses.iter().sum::<f64>() / shards as f64;
         if !loss.is_finite() {
             return Err(TrainError::Data(format!("SFT loss became {loss} at step {}; lower sft.optim.lr", step + 1)));

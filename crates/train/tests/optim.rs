@@ -154,16 +154,49 @@ fn a_muon_step_orthogonalises_the_hidden_matrices_and_adamw_takes_the_rest() {
 }
 
 /// Whether a parameter path matches [`MUON_PARAMS`] (written out here so the test does not share
-/// the code under test: `layers.N.self_attn|mlp.NAME.weight`).
+/// the code under test: `layers.N.(self_attn|mlp|moe).[experts.N.|shared_expert.]NAME_proj.weight`,
+/// and MLA's `kv_a_proj_with_mqa`).
 fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
-    assert_eq!(pattern, r"^layers\.\d+\.(self_attn|mlp)\.\w+\.weight$");
+    assert_eq!(pattern, model::HIDDEN_MATRICES);
     |name: &str| {
         let p: Vec<&str> = name.split('.').collect();
-        p.len() == 5
+        let inner = match p.len() {
+            5 => true,
+            6 => p[3] == "shared_expert",
+            7 => p[3] == "experts" && p[4].chars().all(|c| c.is_ascii_digit()),
+            _ => false,
+        };
+        let leaf = p[p.len() - 2];
+        p.len() >= 5
+            && inner
             && p[0] == "layers"
             && p[1].chars().all(|c| c.is_ascii_digit())
-            && (p[2] == "self_attn" || p[2] == "mlp")
-            && p[4] == "weight"
+            && matches!(p[2], "self_attn" | "mlp" | "moe")
+            && (leaf.ends_with("_proj") || leaf.ends_with("_proj_with_mqa"))
+            && p[p.len() - 1] == "weight"
+    }
+}
+
+#[test]
+fn the_hidden_matrix_pattern_takes_projections_only() {
+    let pattern = regex_lite(MUON_PARAMS);
+    for (name, want) in [
+        ("layers.0.self_attn.q_proj.weight", true),
+        ("layers.11.mlp.down_proj.weight", true),
+        ("layers.1.moe.experts.3.up_proj.weight", true),
+        ("layers.1.moe.shared_expert.gate_proj.weight", true),
+        ("layers.0.self_attn.kv_a_proj_with_mqa.weight", true),
+        ("layers.0.self_attn.q_norm.weight", false),
+        ("layers.0.self_attn.kv_a_layernorm.weight", false),
+        ("layers.1.moe.gate.weight", false),
+        ("layers.0.self_attn.q_proj.bias", false),
+        ("layers.0.input_layernorm.weight", false),
+        ("embed_tokens.weight", false),
+        ("lm_head.weight", false),
+    ] {
+        assert_eq!(pattern(name), want, "{name}");
+        let group = model::burn::module::ParamGroup::from_regex(MUON_PARAMS).unwrap();
+        assert_eq!(group.matches(&model::burn::module::ParamId::new(), Some(name)), want, "{name} (regex)");
     }
 }
 
