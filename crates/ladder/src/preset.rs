@@ -75,6 +75,22 @@ pub struct Preset {
     pub distill_teacher: String,
     pub student_width: usize,
     pub distill: DistillConfig,
+    /// Seeds of the rungs that compare one more lever with `schedule` or `cot-sft` (`optimizer`,
+    /// `moe`, `scale`, `curriculum`): each is trained at this many seeds, and so is the rung it
+    /// is compared with, and the report gives the mean and spread (1 = no replicates).
+    pub seeds: usize,
+    /// The `optimizer` rung: each of Lion, Muon and Sophia (and AdamW, for reference) is run for
+    /// `optimizer_proxy_steps` at its default rate × each of `optimizer_lr_factors`; the
+    /// optimiser and rate with the lowest validation loss are trained in full.
+    pub optimizer_proxy_steps: usize,
+    pub optimizer_lr_factors: Vec<f64>,
+    /// The `moe` rung's mixture of experts (equal active parameters: `top_k · d_expert` equal to
+    /// the dense MLP's width).
+    pub moe: model::MoeConfig,
+    /// The `scale` rung's width (heads grow with it, head size kept).
+    pub scale_width: usize,
+    /// The `curriculum` rung's ordering of the reasoning fine-tune (fewer hops first).
+    pub curriculum: train::sft::Curriculum,
     /// Held-out tasks scored per family (0 = all); the subset is fixed by the world seed.
     pub eval_per_family: usize,
     /// Prompts decoded together per thread.
@@ -83,6 +99,21 @@ pub struct Preset {
 
 fn one_round() -> usize {
     1
+}
+
+/// A mixture of `experts` experts, `top_k` per token, of width `d_expert` (0 = the dense
+/// width over `top_k`: equal active parameters), with the Switch balancing loss at 0.01.
+fn moe(experts: usize, top_k: usize, d_expert: usize) -> model::MoeConfig {
+    model::MoeConfig {
+        experts,
+        top_k,
+        d_expert,
+        shared_expert: false,
+        normalize_gates: false,
+        aux_loss_coef: 0.01,
+        bias_update_rate: 0.0,
+        capacity_factor: 0.0,
+    }
 }
 
 /// The preset names.
@@ -178,6 +209,12 @@ impl Preset {
                 distill_teacher: "cot-sft".into(),
                 student_width: 32,
                 distill: DistillConfig { steps: 20, batch_size: 8, warmup_steps: 2, ..default_distill.clone() },
+                seeds: 2,
+                optimizer_proxy_steps: 10,
+                optimizer_lr_factors: vec![0.5, 2.0],
+                moe: moe(4, 2, 0),
+                scale_width: 96,
+                curriculum: train::sft::Curriculum { start: 0.5, ramp: 0.5 },
                 eval_per_family: 8,
                 eval_batch: 16,
             },
@@ -259,6 +296,15 @@ impl Preset {
                 distill_teacher: "rft".into(),
                 student_width: 64,
                 distill: default_distill.clone(),
+                seeds: 3,
+                // A fifth of the full run, three rates an octave apart per optimiser.
+                optimizer_proxy_steps: 640,
+                optimizer_lr_factors: vec![0.5, 1.0, 2.0],
+                // Fine-grained (DeepSeekMoE): 8 experts of half the dense width, 2 per token.
+                moe: moe(8, 2, 0),
+                // 1.5× the width: 2.1× the non-embedding parameters.
+                scale_width: 192,
+                curriculum: train::sft::Curriculum { start: 0.5, ramp: 0.5 },
                 eval_per_family: 0,
                 eval_batch: 32,
             },
@@ -302,6 +348,12 @@ impl Preset {
                 distill_teacher: "rft".into(),
                 student_width: 128,
                 distill: DistillConfig { batch_size: 32, ..default_distill },
+                seeds: 3,
+                optimizer_proxy_steps: 800,
+                optimizer_lr_factors: vec![0.5, 1.0, 2.0],
+                moe: moe(8, 2, 0),
+                scale_width: 384,
+                curriculum: train::sft::Curriculum { start: 0.5, ramp: 0.5 },
                 eval_per_family: 0,
                 eval_batch: 64,
             },

@@ -31,11 +31,12 @@ use sha2::{Digest, Sha256};
 use tokenizer::Tokenizer;
 use tools::protocol::TOOL_CALL_END;
 use tools::Registry;
+use train::config::OptimKind;
 use train::eval::{self, qa_text, trace_text, AnswerMode, EvalOptions, EvalReport};
 use train::reward::{Labelled as RewardLabelled, RewardConfig};
 use train::sft::{self, Example};
 use train::testtime;
-use train::{checkpoint, RunOptions};
+use train::{checkpoint, PretrainConfig, RunOptions};
 use world::{Family, Knowledge, Split, Task};
 
 use crate::fictional::Fictional;
@@ -167,8 +168,10 @@ fn selected(specs: &[RungSpec], only: &[String]) -> BTreeSet<String> {
         if !wanted.insert(name.clone()) {
             continue;
         }
-        if let Some(from) = specs.iter().find(|s| s.name == name).and_then(|s| s.stage.parent()) {
-            stack.push(from.to_string());
+        // The rung it builds on, and the rung it is compared with by name.
+        if let Some(spec) = specs.iter().find(|s| s.name == name) {
+            stack.extend(spec.stage.parent().map(str::to_string));
+            stack.extend(spec.compare.clone());
         }
     }
     wanted
@@ -278,13 +281,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
     let train_tasks = k.tasks_in(Split::Train);
     let heldout_tasks = k.tasks_in(Split::Heldout);
     let qa: Vec<String> = train_tasks.iter().map(|t| qa_text(&t.question, &t.answer)).collect();
-    let mut renderings: Vec<usize> = rungs(&preset, opts.seed)
-        .iter()
-        .filter_map(|r| match &r.stage {
-            Stage::Pretrain { renderings, .. } => Some(*renderings),
-            _ => None,
-        })
-        .collect();
+    let mut renderings: Vec<usize> = rungs(&preset, opts.seed).iter().filter_map(|r| r.stage.renderings()).collect();
     renderings.sort_unstable();
     renderings.dedup();
     let mut sources = Vec::new();
@@ -410,7 +407,7 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         }
         let dir = rung_root.join(format!("{i:02}-{}", spec.name));
         let (corpus_renderings, parent) = match (&spec.stage, spec.stage.parent()) {
-            (Stage::Pretrain { renderings, .. }, _) => (*renderings, None),
+            (Stage::Pretrain { renderings, .. } | Stage::TunedPretrain { renderings, .. }, _) => (*renderings, None),
             (_, from) => {
                 let from = from.expect("a stage that is not pretraining builds on a rung");
                 let p = done.get(from).ok_or_else(|| {
@@ -441,39 +438,71 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
             key_fields["index"] = serde_json::json!(ix.meta().corpus_sha256);
         }
         let key = sha256_hex(serde_json::to_string(&key_fields).expect("key serialises").as_bytes());
+        // The inputs of one run of a rung's stage (the rung itself, or a replicate of it at
+        // another seed in `dir/seed-N`).
+        macro_rules! inputs {
+            ($spec:expr, $dir:expr, $key:expr, $corpus_sha:expr, $renderings:expr, $parent:expr) => {
+                RungInputs {
+                    spec: $spec,
+                    preset: &preset,
+                    dir: $dir,
+                    key: $key,
+                    knowledge_sha: &knowledge_sha,
+                    corpus_sha: $corpus_sha,
+                    renderings: $renderings,
+                    parent: $parent,
+                    data_dir: &data_dir,
+                    val_path: &val_path,
+                    tok_path: &tok_path,
+                    examples: &examples,
+                    example_hops: &example_hops,
+                    index: index.as_ref(),
+                    k: k.as_ref(),
+                    eval_tasks: &eval_tasks,
+                    probe_tasks: &probe_tasks,
+                    train_tasks: &train_tasks,
+                    kb_index: &kb_index,
+                    opts,
+                }
+            };
+        }
+        // A rung at `seeds` seeds: the mean accuracy of seed 0 (`first`) and of each replicate,
+        // run (or reused) in `dir/seed-N` under a key derived from the rung's.
+        macro_rules! replicates {
+            ($spec:expr, $dir:expr, $first:expr, $corpus_sha:expr, $renderings:expr, $parent:expr, $seeds:expr) => {{
+                let first: &RungResult = $first;
+                let mut out = vec![first.report.mean_accuracy];
+                for i in 1..$seeds as u64 {
+                    let stage = replicate_stage($spec, first, i).ok_or_else(|| {
+                        LadderError::Input(format!("rung `{}`: its stage cannot be run at several seeds", $spec.name))
+                    })?;
+                    let rep_spec = RungSpec { stage, seeds: 1, ..$spec.clone() };
+                    let rep_dir = $dir.join(format!("seed-{i}"));
+                    let rep_key = sha256_hex(format!("{} seed {i}", first.key).as_bytes());
+                    let r = match RungResult::read(&rep_dir)
+                        .filter(|r| r.key == rep_key && r.checkpoint.join("state.json").is_file())
+                    {
+                        Some(r) => r,
+                        None => run_rung(inputs!(&rep_spec, &rep_dir, &rep_key, $corpus_sha, $renderings, $parent))?,
+                    };
+                    out.push(r.report.mean_accuracy);
+                }
+                out
+            }};
+        }
         let reusable = RungResult::read(&dir).filter(|r| r.key == key && r.checkpoint.join("state.json").is_file());
         let result = match reusable {
             Some(mut r) => {
                 r.report.reused = true;
                 r
             }
-            None => run_rung(RungInputs {
-                spec,
-                preset: &preset,
-                dir: &dir,
-                key: &key,
-                knowledge_sha: &knowledge_sha,
-                corpus_sha: &corpus_sha,
-                renderings: corpus_renderings,
-                parent: parent.as_ref(),
-                data_dir: &data_dir,
-                val_path: &val_path,
-                tok_path: &tok_path,
-                examples: &examples,
-                example_hops: &example_hops,
-                index: index.as_ref(),
-                k: k.as_ref(),
-                eval_tasks: &eval_tasks,
-                probe_tasks: &probe_tasks,
-                train_tasks: &train_tasks,
-                kb_index: &kb_index,
-                opts,
-            })?,
+            None => run_rung(inputs!(spec, &dir, &key, &corpus_sha, corpus_renderings, parent.as_ref()))?,
         };
-        // The paired comparison with the rung this one changes (its parent, else the rung
-        // before it that ran): the same held-out questions, graded both ways.
+        // The paired comparison with the rung this one changes (named, else its parent, else
+        // the rung before it that ran): the same held-out questions, graded both ways.
         let mut result = result;
-        let reference = spec.stage.parent().map(str::to_string).or_else(|| last_ran.clone());
+        let reference =
+            spec.compare.clone().or_else(|| spec.stage.parent().map(str::to_string)).or_else(|| last_ran.clone());
         if let Some(r) = reference.as_ref().and_then(|name| dirs.get(name).map(|d| (name, d))) {
             if let Some(v) = paired(&dir, r.1) {
                 result
@@ -481,6 +510,25 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
                     .extra
                     .insert("vs".into(), serde_json::json!({"rung": r.0, "better": v.0, "worse": v.1, "p_value": v.2}));
             }
+        }
+        // Several seeds: this rung's and its reference's, at the same seed offsets.
+        if spec.seeds > 1 {
+            let own = replicates!(spec, &dir, &result, &corpus_sha, corpus_renderings, parent.as_ref(), spec.seeds);
+            let mut seeds = report::Seeds {
+                seeds: (0..spec.seeds as u64).collect(),
+                mean_accuracy: own,
+                reference: None,
+                reference_mean_accuracy: Vec::new(),
+            };
+            if let Some((name, r)) = reference.as_ref().and_then(|n| done.get(n).map(|r| (n, r))) {
+                let rspec = specs.iter().find(|s| &s.name == name).expect("a rung that ran is a spec");
+                let rparent = rspec.stage.parent().and_then(|p| done.get(p));
+                let rsha = r.report.corpus_sha256.clone();
+                seeds.reference_mean_accuracy =
+                    replicates!(rspec, &dirs[name], r, &rsha, r.report.renderings, rparent, spec.seeds);
+                seeds.reference = Some(name.clone());
+            }
+            result.report.seeds = Some(seeds);
         }
         dirs.insert(spec.name.clone(), dir.clone());
         last_ran = Some(spec.name.clone());
@@ -494,6 +542,23 @@ pub fn run(opts: &LadderOptions, on_rung: &mut dyn FnMut(&RungReport)) -> Result
         }
     }
     Ok(report)
+}
+
+/// The stage of replicate `i` of the rung `spec` whose first run is `first`: the stage at seeds
+/// moved by `i`; for tuned pretraining, plain pretraining with the optimiser and rate the first
+/// run chose (the tuning is not repeated).
+fn replicate_stage(spec: &RungSpec, first: &RungResult, i: u64) -> Option<Stage> {
+    match &spec.stage {
+        Stage::TunedPretrain { renderings, config, .. } => {
+            let chosen = first.report.extra.get("chosen")?;
+            let kind: OptimKind = serde_json::from_value(chosen["optimizer"].clone()).ok()?;
+            let lr = chosen["lr"].as_f64()?;
+            let stage =
+                Stage::Pretrain { renderings: *renderings, config: Box::new(chosen_optimizer(config, kind, lr)) };
+            stage.reseeded(i)
+        }
+        other => other.reseeded(i),
+    }
 }
 
 /// Held-out questions right only in rung folder `dir`, right only in `reference`, and the
@@ -803,6 +868,87 @@ struct RungInputs<'a> {
     opts: &'a LadderOptions,
 }
 
+/// Pretrain `config` on the rung's corpus (`renderings`), validation text and tokenizer into
+/// `out` (resumed if a checkpoint is there); the summary and the last checkpoint.
+fn pretrain_on_corpus(
+    x: &RungInputs,
+    renderings: usize,
+    config: &PretrainConfig,
+    out: &Path,
+) -> Result<(train::pretrain::Summary, PathBuf), LadderError> {
+    let mut cfg = config.clone();
+    cfg.out_dir = out.to_path_buf();
+    cfg.data.corpus = x.data_dir.join(format!("pretrain-r{renderings}.txt")).display().to_string();
+    cfg.data.val_corpus = x.val_path.display().to_string();
+    cfg.data.tokenizer = x.tok_path.display().to_string();
+    cfg.threads = x.opts.threads;
+    let resume = checkpoint::latest(out).is_some();
+    if resume {
+        tracing::info!("rung {}: resuming from {}", x.spec.name, out.display());
+    }
+    let s = train::pretrain(&cfg, &RunOptions { resume, fresh: false, stop_after: None, quiet: x.opts.quiet })?;
+    let ckpt = checkpoint::latest(out)
+        .ok_or_else(|| LadderError::Input(format!("rung {} wrote no checkpoint in {}", x.spec.name, out.display())))?;
+    Ok((s, ckpt))
+}
+
+/// What a pretraining rung reports besides accuracy: validation loss at the start and the end,
+/// and a mixture of experts' routing.
+fn pretrain_extras(s: &train::pretrain::Summary, extra: &mut BTreeMap<String, serde_json::Value>) {
+    if let Some((_, v)) = s.val_losses.last() {
+        extra.insert("val_loss_heldout_qa".into(), serde_json::json!(v));
+    }
+    if let Some((_, v)) = s.val_losses.first() {
+        extra.insert("val_loss_heldout_qa_start".into(), serde_json::json!(v));
+    }
+    let p = s.model.param_count();
+    if p.active != p.total {
+        extra.insert("active_params".into(), serde_json::json!(p.active));
+    }
+    if let Some(m) = &s.moe {
+        extra.insert("routing".into(), serde_json::json!(m));
+    }
+}
+
+/// The final validation loss of a proxy run of `config` in `out` (reused when finished there);
+/// infinity when its training loss became non-finite (recorded in `out/diverged.txt`).
+fn proxy_loss(x: &RungInputs, renderings: usize, config: &PretrainConfig, out: &Path) -> Result<f64, LadderError> {
+    let marker = out.join("diverged.txt");
+    if marker.is_file() {
+        return Ok(f64::INFINITY);
+    }
+    match pretrain_on_corpus(x, renderings, config, out) {
+        Ok((_, ckpt)) => {
+            let state: serde_json::Value = std::fs::read(ckpt.join("state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| io_err(&ckpt, "cannot read state.json", "missing or not JSON"))?;
+            Ok(state["val_loss"].as_f64().unwrap_or(f64::INFINITY))
+        }
+        Err(LadderError::Train(train::TrainError::Data(m))) if m.starts_with("training loss became") => {
+            checkpoint::write_atomic(&marker, m.as_bytes())?;
+            Ok(f64::INFINITY)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `config` with optimiser `kind` at peak rate `lr`.
+fn chosen_optimizer(config: &PretrainConfig, kind: OptimKind, lr: f64) -> PretrainConfig {
+    let mut c = config.clone();
+    c.optim.kind = kind;
+    c.optim.lr = lr;
+    c
+}
+
+fn finite_or_null(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::json!(v)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 /// Train (or resume) one rung's stage, evaluate it and write its `result.json`.
 fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     let started = Instant::now();
@@ -819,27 +965,50 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
 
     let (ckpt, train_tokens, flops, model_line, params, earlier_seconds) = match &x.spec.stage {
         Stage::Pretrain { renderings, config } => {
-            let mut cfg = (**config).clone();
-            cfg.out_dir = train_dir.clone();
-            cfg.data.corpus = x.data_dir.join(format!("pretrain-r{renderings}.txt")).display().to_string();
-            cfg.data.val_corpus = x.val_path.display().to_string();
-            cfg.data.tokenizer = x.tok_path.display().to_string();
-            cfg.threads = x.opts.threads;
-            let resume = checkpoint::latest(&train_dir).is_some();
-            if resume {
-                tracing::info!("rung {}: resuming from {}", x.spec.name, train_dir.display());
-            }
-            let s = train::pretrain(&cfg, &RunOptions { resume, fresh: false, stop_after: None, quiet: x.opts.quiet })?;
-            let ckpt = checkpoint::latest(&train_dir)
-                .ok_or_else(|| LadderError::Input(format!("rung {} wrote no checkpoint", x.spec.name)))?;
-            if let Some((_, v)) = s.val_losses.last() {
-                extra.insert("val_loss_heldout_qa".into(), serde_json::json!(v));
-            }
-            if let Some((_, v)) = s.val_losses.first() {
-                extra.insert("val_loss_heldout_qa_start".into(), serde_json::json!(v));
-            }
-            let flops = s.model.train_flops_per_token(cfg.train.seq_len) as f64 * s.tokens_seen as f64;
+            let (s, ckpt) = pretrain_on_corpus(&x, *renderings, config, &train_dir)?;
+            pretrain_extras(&s, &mut extra);
+            let flops = s.model.train_flops_per_token(config.train.seq_len) as f64 * s.tokens_seen as f64;
             (ckpt, s.tokens_seen, flops, s.model.summary(), s.params, s.total_seconds - s.seconds)
+        }
+        Stage::TunedPretrain { renderings, config, candidates, lr_factors, proxy_steps } => {
+            // Proxy runs: every candidate (and AdamW) at each rate, for `proxy_steps`.
+            let scale = config.optim.lr / OptimKind::Adamw.default_lr();
+            let mut proxies = Vec::new();
+            let mut best: Option<(OptimKind, f64, f64)> = None;
+            for &kind in std::iter::once(&OptimKind::Adamw).chain(candidates) {
+                for f in lr_factors {
+                    let lr = kind.default_lr() * scale * f;
+                    let mut c = (**config).clone();
+                    c.optim.kind = kind;
+                    c.optim.lr = lr;
+                    c.train.steps = *proxy_steps;
+                    c.schedule.warmup_steps = c.schedule.warmup_steps.min(proxy_steps / 4);
+                    c.train.eval_every = *proxy_steps;
+                    c.train.checkpoint_every = *proxy_steps;
+                    c.train.log_every = (proxy_steps / 10).max(1);
+                    let out = dir.join("proxy").join(format!("{}-{lr:.3e}", kind.name()));
+                    let val = proxy_loss(&x, *renderings, &c, &out)?;
+                    proxies
+                        .push(serde_json::json!({"optimizer": kind.name(), "lr": lr, "val_loss": finite_or_null(val)}));
+                    if kind != OptimKind::Adamw && best.is_none_or(|(_, _, v)| val < v) {
+                        best = Some((kind, lr, val));
+                    }
+                }
+            }
+            let (kind, lr, val) = best.ok_or_else(|| {
+                LadderError::Input(format!("rung {}: no optimiser candidate trained without diverging", x.spec.name))
+            })?;
+            extra.insert("proxy".into(), serde_json::json!(proxies));
+            extra.insert(
+                "chosen".into(),
+                serde_json::json!({"optimizer": kind.name(), "lr": lr, "proxy_val_loss": val}),
+            );
+            let cfg = chosen_optimizer(config, kind, lr);
+            let (s, ckpt) = pretrain_on_corpus(&x, *renderings, &cfg, &train_dir)?;
+            pretrain_extras(&s, &mut extra);
+            let flops = s.model.train_flops_per_token(cfg.train.seq_len) as f64 * s.tokens_seen as f64;
+            let line = format!("{} | {} at lr {lr:.2e}", s.model.summary(), kind.name());
+            (ckpt, s.tokens_seen, flops, line, s.params, s.total_seconds - s.seconds)
         }
         Stage::Sft { config, data, .. } => {
             let parent = x.parent.expect("an SFT rung has a parent");
@@ -893,22 +1062,13 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
         Stage::Distill { student, sft: sft_cfg, distill, samples, sampling, per_question, .. } => {
             let teacher = x.parent.expect("a distillation rung has a teacher");
             // The student, pretrained on the teacher's corpus (resumed if the rung was stopped).
-            let mut cfg = (**student).clone();
-            cfg.out_dir = dir.join("student");
-            cfg.data.corpus = x.data_dir.join(format!("pretrain-r{}.txt", x.renderings)).display().to_string();
-            cfg.data.val_corpus = x.val_path.display().to_string();
-            cfg.data.tokenizer = x.tok_path.display().to_string();
-            cfg.threads = x.opts.threads;
-            let resume = checkpoint::latest(&cfg.out_dir).is_some();
-            let ps = train::pretrain(&cfg, &RunOptions { resume, quiet: x.opts.quiet, ..Default::default() })?;
+            let (ps, student_ckpt) = pretrain_on_corpus(&x, x.renderings, student, &dir.join("student"))?;
             if ps.params * 2 > teacher.report.params {
                 return Err(LadderError::Input(format!(
                     "rung {}: the student has {} parameters, more than half the teacher's {}; lower student_width",
                     x.spec.name, ps.params, teacher.report.params
                 )));
             }
-            let student_ckpt = checkpoint::latest(&cfg.out_dir)
-                .ok_or_else(|| LadderError::Input(format!("rung {}: the student wrote no checkpoint", x.spec.name)))?;
             let replay = x.k.corpus_documents(x.renderings)?;
             let gold = &x.examples[&(SftData::Traces, 0, 0)];
             let device = engine::device(engine::Backend::Cpu).map_err(LadderError::Engine)?;
@@ -984,7 +1144,7 @@ fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
             let mean_row = examples.iter().map(|e| e.tokens(&ttok).map_or(0, |r| r.0.len())).sum::<usize>() as f64
                 / examples.len() as f64;
             let tokens = (distill.steps * distill.batch_size) as f64 * mean_row;
-            let flops = ps.model.train_flops_per_token(cfg.train.seq_len) as f64 * ps.tokens_seen as f64
+            let flops = ps.model.train_flops_per_token(student.train.seq_len) as f64 * ps.tokens_seen as f64
                 + (6.0 * ps.params as f64 + 2.0 * teacher.report.params as f64) * tokens;
             (ds.checkpoint, ps.tokens_seen + tokens as u64, flops, ps.model.summary(), ps.params, 0.0)
         }
@@ -1309,6 +1469,7 @@ fn rung_report(
         seconds: 0.0,
         reused: false,
         extra: BTreeMap::new(),
+        seeds: None,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use model::Sampling;
 use serde::{Deserialize, Serialize};
-use train::config::{ScheduleKind, ScheduleSection};
+use train::config::{OptimKind, ScheduleKind, ScheduleSection};
 use train::distill::DistillConfig;
 use train::eval::AnswerMode;
 use train::grpo::GrpoConfig;
@@ -27,6 +27,19 @@ pub enum Stage {
     /// direct-answer QA about the train people. `config.data.corpus`, `val_corpus`,
     /// `tokenizer` and `out_dir` are filled in by the runner.
     Pretrain { renderings: usize, config: Box<PretrainConfig> },
+    /// Pretraining as [`Stage::Pretrain`] with the optimiser and peak rate chosen by a proxy
+    /// sweep: each of `candidates` (and AdamW, for reference) run for `proxy_steps` (the
+    /// schedule's warmup kept, the rest scaled) at its default rate
+    /// ([`train::config::OptimKind::default_lr`], scaled by the recipe's own rate over AdamW's
+    /// default) times each of `lr_factors`; the candidate with the lowest validation loss (on
+    /// the corpus, never the questions) is trained in full.
+    TunedPretrain {
+        renderings: usize,
+        config: Box<PretrainConfig>,
+        candidates: Vec<OptimKind>,
+        lr_factors: Vec<f64>,
+        proxy_steps: usize,
+    },
     /// Fine-tuning the model of rung `from` on `data` made from the train tasks, replaying the
     /// corpus it was pretrained on.
     Sft { from: String, data: SftData, config: SftConfig },
@@ -85,13 +98,35 @@ impl Stage {
     /// The rung this stage builds on, if any.
     pub fn parent(&self) -> Option<&str> {
         match self {
-            Stage::Pretrain { .. } => None,
+            Stage::Pretrain { .. } | Stage::TunedPretrain { .. } => None,
             Stage::Sft { from, .. }
             | Stage::TestTime { from, .. }
             | Stage::Prefs { from, .. }
             | Stage::Rft { from, .. }
             | Stage::Grpo { from, .. }
             | Stage::Distill { from, .. } => Some(from),
+        }
+    }
+
+    /// The same stage with every seed it draws from moved by `offset` (a replicate), for the
+    /// stages that support replicates: pretraining and fine-tuning.
+    pub fn reseeded(&self, offset: u64) -> Option<Stage> {
+        let mut s = self.clone();
+        match &mut s {
+            Stage::Pretrain { config, .. } | Stage::TunedPretrain { config, .. } => {
+                config.seed = config.seed.wrapping_add(offset)
+            }
+            Stage::Sft { config, .. } => config.seed = config.seed.wrapping_add(offset),
+            _ => return None,
+        }
+        Some(s)
+    }
+
+    /// The pretraining corpus renderings of a pretraining stage.
+    pub fn renderings(&self) -> Option<usize> {
+        match self {
+            Stage::Pretrain { renderings, .. } | Stage::TunedPretrain { renderings, .. } => Some(*renderings),
+            _ => None,
         }
     }
 
@@ -146,6 +181,15 @@ pub struct RungSpec {
     /// top of the example itself; 0 = none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fictional: usize,
+    /// Seeds this rung's stage is trained at (the stage's seeds offset by 0, 1, ...), each
+    /// evaluated; the rung it is compared with is trained at the same seeds. Children build
+    /// on the first. 1 = no replicates.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub seeds: usize,
+    /// The rung this one is compared with (paired test, seeds); unset = its parent, else the
+    /// rung before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -199,6 +243,14 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
     schedule.schedule.kind = ScheduleKind::Wsd;
     schedule.schedule.min_lr_ratio = 0.0;
 
+    // The levers compared with `schedule` at several seeds: the optimiser, a mixture of
+    // experts at equal active parameters, a wider model.
+    let mut moe = schedule.clone();
+    moe.model.moe = Some(p.moe.clone());
+    let mut scale = schedule.clone();
+    scale.model.d_model = p.scale_width;
+    scale.model.n_heads = (p.n_heads * p.scale_width / p.d_model).max(1);
+
     let sft = SftConfig { seed, ..p.sft.clone() };
     // The student: the schedule rung's recipe at `student_width` (heads cut to keep their size).
     let mut student = schedule.clone();
@@ -213,6 +265,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Direct,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "augmentation".into(),
@@ -221,6 +275,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Direct,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "architecture".into(),
@@ -229,14 +285,70 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Direct,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "schedule".into(),
             lever: format!("warmup-stable-decay at a tuned peak rate {:.0e} (was constant {:.0e})", p.tuned_lr, p.lr),
-            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(schedule) },
+            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(schedule.clone()) },
             answer_mode: AnswerMode::Direct,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
+        },
+        RungSpec {
+            name: "optimizer".into(),
+            lever: format!(
+                "the best of Lion, Muon and Sophia against AdamW (schedule), each at its best of {} rates in a {}-step \
+                 proxy run (validation loss on the corpus), then trained in full; {} seeds each",
+                p.optimizer_lr_factors.len(),
+                p.optimizer_proxy_steps,
+                p.seeds
+            ),
+            stage: Stage::TunedPretrain {
+                renderings: p.renderings,
+                config: Box::new(schedule.clone()),
+                candidates: vec![OptimKind::Lion, OptimKind::Muon, OptimKind::Sophia],
+                lr_factors: p.optimizer_lr_factors.clone(),
+                proxy_steps: p.optimizer_proxy_steps,
+            },
+            answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
+            seeds: p.seeds,
+            compare: Some("schedule".into()),
+        },
+        RungSpec {
+            name: "moe".into(),
+            lever: format!(
+                "a mixture of {} experts ({} per token{}) in place of each MLP, at the schedule rung's active \
+                 parameters and tokens; {} seeds each",
+                p.moe.experts,
+                p.moe.top_k,
+                if p.moe.shared_expert { ", plus a shared expert" } else { "" },
+                p.seeds
+            ),
+            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(moe) },
+            answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
+            seeds: p.seeds,
+            compare: Some("schedule".into()),
+        },
+        RungSpec {
+            name: "scale".into(),
+            lever: format!(
+                "width {} (was {}) on the same tokens: a larger model, the same knowledge; {} seeds each",
+                p.scale_width, p.d_model, p.seeds
+            ),
+            stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(scale) },
+            answer_mode: AnswerMode::Direct,
+            retrieve: 0,
+            fictional: 0,
+            seeds: p.seeds,
+            compare: Some("schedule".into()),
         },
         RungSpec {
             name: "cot-sft".into(),
@@ -245,6 +357,28 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
+        },
+        RungSpec {
+            name: "curriculum".into(),
+            lever: format!(
+                "the cot-sft fine-tune with its examples ordered from fewer hops to more, drawn from the first {}% \
+                 at the start, all of them after {}% of the steps; {} seeds each",
+                (p.curriculum.start * 100.0).round(),
+                (p.curriculum.ramp * 100.0).round(),
+                p.seeds
+            ),
+            stage: Stage::Sft {
+                from: "schedule".into(),
+                data: SftData::Traces,
+                config: SftConfig { curriculum: Some(p.curriculum), ..sft.clone() },
+            },
+            answer_mode: AnswerMode::Trace,
+            retrieve: 0,
+            fictional: 0,
+            seeds: p.seeds,
+            compare: Some("cot-sft".into()),
         },
         RungSpec {
             name: "self-consistency".into(),
@@ -256,6 +390,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "best-of-n".into(),
@@ -267,6 +403,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "best-of-n-rm".into(),
@@ -285,6 +423,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "rft".into(),
@@ -304,6 +444,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: p.prefs.objective.name().into(),
@@ -330,6 +472,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "grpo".into(),
@@ -358,6 +502,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "distill".into(),
@@ -379,6 +525,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "reflection".into(),
@@ -391,6 +539,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: 0,
             fictional: 0,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "tools".into(),
@@ -407,6 +557,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Tools,
             retrieve: 0,
             fictional: p.tool_fictional,
+            seeds: 1,
+            compare: None,
         },
         RungSpec {
             name: "retrieval".into(),
@@ -419,6 +571,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
             answer_mode: AnswerMode::Trace,
             retrieve: p.retrieve,
             fictional: p.fictional,
+            seeds: 1,
+            compare: None,
         },
     ]
 }

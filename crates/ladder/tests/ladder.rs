@@ -35,7 +35,11 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
             "augmentation",
             "architecture",
             "schedule",
+            "optimizer",
+            "moe",
+            "scale",
             "cot-sft",
+            "curriculum",
             "self-consistency",
             "best-of-n",
             "best-of-n-rm",
@@ -71,16 +75,16 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     for i in 2..r.rungs.len() {
         assert_eq!(r.rungs[i].corpus_sha256, r.rungs[1].corpus_sha256, "{} keeps the rendering", r.rungs[i].name);
     }
-    assert_eq!(r.rungs[4].answer_mode, "trace");
-    assert!(r.rungs[7].extra.contains_key("reward_model"), "{:?}", r.rungs[7].extra);
+    assert_eq!(r.rungs[7].answer_mode, "trace");
+    assert!(r.rungs[11].extra.contains_key("reward_model"), "{:?}", r.rungs[11].extra);
     // The test-time rungs sample once and share the draws.
-    assert!(!r.rungs[5].extra.contains_key("draws_from_cache"));
-    assert_eq!(r.rungs[6].extra["draws_from_cache"], true);
-    assert_eq!(r.rungs[7].extra["draws_from_cache"], true);
-    assert_eq!(r.rungs[6].extra["pass_at_4"], r.rungs[5].extra["pass_at_4"]);
-    assert!(r.rungs[4].extra.contains_key("trace_all_steps_true"));
+    assert!(!r.rungs[9].extra.contains_key("draws_from_cache"));
+    assert_eq!(r.rungs[10].extra["draws_from_cache"], true);
+    assert_eq!(r.rungs[11].extra["draws_from_cache"], true);
+    assert_eq!(r.rungs[10].extra["pass_at_4"], r.rungs[9].extra["pass_at_4"]);
+    assert!(r.rungs[7].extra.contains_key("trace_all_steps_true"));
     // The test-time rungs train nothing and account for the tokens they generate.
-    for rung in &r.rungs[5..8] {
+    for rung in &r.rungs[9..12] {
         assert_eq!(rung.train_tokens, 0, "{}", rung.name);
         let per_q = rung.extra["tokens_per_question"].as_f64().unwrap();
         assert!(per_q > 4.0 * 1.0, "{}: {per_q} tokens per question for 4 samples", rung.name);
@@ -91,25 +95,25 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     // crates/train/tests/reward_tools.rs; the smoke model is too small to learn it); the
     // retrieval rung reports how often its passages name the people asked about, and its index
     // is on disk.
-    let rft = &r.rungs[8];
+    let rft = &r.rungs[12];
     assert!(rft.extra.contains_key("yield_per_round"), "{:?}", rft.extra);
-    let dpo = &r.rungs[9];
+    let dpo = &r.rungs[13];
     assert!(dpo.extra.contains_key("pairs") && dpo.extra.contains_key("train_samples_correct"), "{:?}", dpo.extra);
-    let grpo = &r.rungs[10];
+    let grpo = &r.rungs[14];
     let (p1, pk) = (grpo.extra["pass_at_1"].as_f64().unwrap(), grpo.extra["pass_at_4"].as_f64().unwrap());
     assert!(p1 <= pk + 1e-12 && grpo.extra.contains_key("start_pass_at_4"), "{:?}", grpo.extra);
-    assert_eq!(grpo.extra["start_pass_at_4"], r.rungs[5].extra["pass_at_4"], "the same draws as self-consistency");
+    assert_eq!(grpo.extra["start_pass_at_4"], r.rungs[9].extra["pass_at_4"], "the same draws as self-consistency");
     assert!(grpo.extra["train_questions"]["n"].as_u64().unwrap() > 0, "{:?}", grpo.extra);
-    let distill = &r.rungs[11];
+    let distill = &r.rungs[15];
     let ratio = distill.extra["param_ratio"].as_f64().unwrap();
-    assert!(ratio <= 0.5 && distill.params * 2 <= r.rungs[4].params, "student/teacher parameters {ratio}");
+    assert!(ratio <= 0.5 && distill.params * 2 <= r.rungs[7].params, "student/teacher parameters {ratio}");
     assert!(distill.extra["student_sft_gold"]["all"].is_number(), "{:?}", distill.extra);
-    assert!(dir.path().join("rungs/11-distill/student-sft").is_dir());
-    let tools = &r.rungs[13];
+    assert!(dir.path().join("rungs/15-distill/student-sft").is_dir());
+    let tools = &r.rungs[17];
     assert_eq!(tools.answer_mode, "tools");
     assert!(tools.extra.contains_key("tool_calls_per_question"), "{:?}", tools.extra);
     assert!(tools.extra.contains_key("arithmetic_by_answer_digits"));
-    let rag = &r.rungs[14];
+    let rag = &r.rungs[18];
     let found = rag.extra["retrieved_all_people"].as_f64().unwrap();
     assert!(found > 0.5, "retrieval found every person asked about in only {found} of questions");
     assert!(dir.path().join("world/index/meta.json").is_file());
@@ -117,6 +121,40 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     assert!(text.contains(train::eval::RETRACTION) && text.contains("\"forced\""));
     let text = std::fs::read_to_string(dir.path().join("data/sft-tools-fictional2.jsonl")).unwrap();
     assert!(text.contains("<|tool_result|>") && text.contains("\"forced\""));
+
+    // The levers compared with `schedule` and `cot-sft` at two seeds (the smoke preset's).
+    let optimizer = &r.rungs[4];
+    assert_eq!(optimizer.extra["proxy"].as_array().map(Vec::len), Some(4 * 2), "{:?}", optimizer.extra);
+    let chosen = optimizer.extra["chosen"]["optimizer"].as_str().unwrap();
+    assert!(["lion", "muon", "sophia"].contains(&chosen), "{chosen}");
+    assert!(optimizer.model.contains(chosen), "{}", optimizer.model);
+    let moe = &r.rungs[5];
+    assert!(moe.extra["active_params"].as_u64().unwrap() < moe.params as u64, "{:?}", moe.extra);
+    assert!(moe.extra["routing"]["max_over_mean"].as_f64().unwrap() >= 1.0, "{:?}", moe.extra);
+    assert!(r.rungs[6].params > r.rungs[3].params, "scale is a larger model");
+    for (i, reference) in [(4, "schedule"), (5, "schedule"), (6, "schedule"), (8, "cot-sft")] {
+        let g = &r.rungs[i];
+        let s = g.seeds.as_ref().unwrap_or_else(|| panic!("{} has no seeds", g.name));
+        assert_eq!(s.seeds, [0, 1], "{}", g.name);
+        assert_eq!(s.mean_accuracy.len(), 2, "{}", g.name);
+        assert_eq!(s.mean_accuracy[0], g.mean_accuracy, "{}: seed 0 is the rung itself", g.name);
+        assert_eq!(s.reference.as_deref(), Some(reference), "{}", g.name);
+        assert_eq!(s.reference_mean_accuracy.len(), 2, "{}", g.name);
+        assert_eq!(g.extra["vs"]["rung"], reference, "{}", g.name);
+    }
+    // The reference's replicate is trained once and shared by the rungs compared with it.
+    let sched = r.rungs[4].seeds.as_ref().unwrap().reference_mean_accuracy.clone();
+    assert_eq!(r.rungs[5].seeds.as_ref().unwrap().reference_mean_accuracy, sched);
+    for d in [
+        "rungs/03-schedule/seed-1",
+        "rungs/04-optimizer/seed-1",
+        "rungs/07-cot-sft/seed-1",
+        "rungs/08-curriculum/seed-1",
+    ] {
+        assert!(dir.path().join(d).join("result.json").is_file(), "{d}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("Over seeds") && md.contains("compared with"), "the report shows the seeds");
 
     // Files: the report in three forms, the world, the decontamination proof.
     for f in
@@ -161,7 +199,7 @@ fn smoke_ladder_reports_every_rung_and_reuses_them() {
     o.overrides = vec!["tuned_lr=0.005".into()];
     let changed = run(&o, &mut |_| {}).unwrap();
     let reused: Vec<bool> = changed.rungs.iter().map(|x| x.reused).collect();
-    assert_eq!(reused, [[true; 3].as_slice(), &[false; 12]].concat());
+    assert_eq!(reused, [[true; 3].as_slice(), &[false; 16]].concat());
 
     // A curriculum for the reasoning fine-tune (examples from fewer hops to more) reruns that
     // rung only.

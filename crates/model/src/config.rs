@@ -70,7 +70,9 @@ pub struct MoeConfig {
     /// Experts each token is sent to (k).
     #[serde(default = "one")]
     pub top_k: usize,
-    /// Hidden width of each expert; 0 = the model's `d_ff`.
+    /// Hidden width of each expert; 0 = the model's `d_ff / top_k` (rounded up), so that a
+    /// token goes through as many expert units as the dense MLP has (equal active parameters
+    /// but for the router).
     #[serde(default)]
     pub d_expert: usize,
     /// One more expert of width `d_expert` that every token goes through (DeepSeekMoE).
@@ -301,9 +303,15 @@ impl ModelConfig {
         }
     }
 
-    /// Hidden width of one expert (the model's `d_ff` unless set).
+    /// Hidden width of one expert (`d_ff / top_k` unless set).
     pub fn d_expert(&self) -> usize {
-        self.moe.as_ref().map_or(self.d_ff, |m| if m.d_expert == 0 { self.d_ff } else { m.d_expert })
+        self.moe.as_ref().map_or(self.d_ff, |m| {
+            if m.d_expert == 0 {
+                self.d_ff.div_ceil(m.top_k.max(1))
+            } else {
+                m.d_expert
+            }
+        })
     }
 
     /// Numbers the KV cache keeps per token, over all layers: `2·n_kv_heads·head_dim` per layer

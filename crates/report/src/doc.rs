@@ -86,7 +86,8 @@ pub(crate) fn document(r: &LadderReport) -> Vec<Block> {
     out.push(Block::Heading("Held-out accuracy per rung".into()));
     out.push(Block::P(Para::text(
         "Percent of held-out tasks answered correctly per task family, with the 95% Wilson interval \
-         in brackets. Mean: unweighted mean over families. Δ mean: change from the rung before, in \
+         in brackets. Mean: unweighted mean over families. Δ mean: change from the rung it is compared \
+         with (its parent, or the rung named in its lever's comparison), else the rung before, in \
          percentage points. Recall probe: facts recalled about train / held-out people, percent. \
          Train tokens, FLOPs and seconds are this rung's own stage.",
     )));
@@ -123,9 +124,54 @@ pub(crate) fn document(r: &LadderReport) -> Vec<Block> {
             .collect(),
     }));
 
+    seeds(r, &mut out);
     hops(r, &mut out);
     extra(r, &mut out);
     out
+}
+
+/// The rungs trained at several seeds: mean ± standard deviation of the mean accuracy, the
+/// reference rung's at the same seeds, and the paired difference.
+fn seeds(r: &LadderReport, out: &mut Vec<Block>) {
+    let with: Vec<&RungReport> = r.rungs.iter().filter(|g| g.seeds.is_some()).collect();
+    if with.is_empty() {
+        return;
+    }
+    out.push(Block::Heading("Over seeds".into()));
+    out.push(Block::P(Para::text(
+        "Rungs trained at several seeds (model initialisation and data order; the same world), each \
+         beside the rung it is compared with at the same seeds. Mean accuracy over families, percent: \
+         mean ± standard deviation over seeds; Δ: the paired difference seed by seed. A difference \
+         within about two standard deviations of zero is within seed noise.",
+    )));
+    let pm = |(m, sd): (f64, f64)| format!("{} ± {}", format::pct(m), format::pct(sd));
+    let rows = with
+        .iter()
+        .map(|g| {
+            let s = g.seeds.as_ref().expect("filtered");
+            let per = |xs: &[f64]| xs.iter().map(|&x| format::pct(x)).collect::<Vec<_>>().join(", ");
+            vec![
+                rung_cell(g),
+                Para::text(s.mean_accuracy.len().to_string()),
+                Para::text(pm(s.own())),
+                Para::text(per(&s.mean_accuracy)),
+                Para::text(s.reference.clone().unwrap_or_else(|| MISSING.to_string())),
+                Para::text(s.reference().map_or(MISSING.to_string(), pm)),
+                Para::text(per(&s.reference_mean_accuracy)),
+                Para::text(s.difference().map_or(MISSING.to_string(), |(d, sd)| {
+                    format!("{} ± {}", format::delta_points(d), format::pct(sd))
+                })),
+            ]
+        })
+        .collect();
+    out.push(Block::Table(Table {
+        name: "seeds",
+        head: ["rung", "seeds", "mean ± sd", "per seed", "compared with", "its mean ± sd", "per seed", "Δ ± sd"]
+            .map(String::from)
+            .to_vec(),
+        numeric: vec![false, true, true, true, false, true, true, true],
+        rows,
+    }));
 }
 
 fn world(r: &LadderReport, out: &mut Vec<Block>) {
@@ -170,7 +216,11 @@ fn accuracy_table(r: &LadderReport, families: &[String]) -> Table {
 
     let mut rows = Vec::new();
     let mut previous: Option<f64> = None;
+    let mean_of = |name: &str| r.rungs.iter().find(|g| g.name == name).map(|g| g.mean_accuracy);
     for g in &r.rungs {
+        // The rung this one was compared with, if the runner recorded one.
+        let compared = g.extra.get("vs").and_then(|v| v["rung"].as_str()).and_then(mean_of);
+        let base = compared.or(previous);
         let mut row = vec![rung_cell(g), Para::text(&g.lever)];
         for f in families {
             let cell = match g.accuracy.get(f) {
@@ -183,7 +233,7 @@ fn accuracy_table(r: &LadderReport, families: &[String]) -> Table {
             row.push(Para::text(cell));
         }
         row.push(Para::text(format::pct(g.mean_accuracy)));
-        row.push(Para::text(match previous {
+        row.push(Para::text(match base {
             Some(p) => format::delta_points(g.mean_accuracy - p),
             None => MISSING.to_string(),
         }));

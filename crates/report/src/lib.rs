@@ -127,6 +127,60 @@ pub struct RungReport {
     /// Fields later rungs add; absent in older reports.
     #[serde(default)]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// A rung trained at several seeds: its mean accuracy at each, and its reference rung's at
+    /// the same seeds. The other fields are seed 0's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Seeds>,
+}
+
+/// Replicates of a rung and of the rung it is compared with, at the same seed offsets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Seeds {
+    /// Seed offsets (0 = the rung's own run).
+    pub seeds: Vec<u64>,
+    /// This rung's mean accuracy (unweighted over families) at each seed.
+    #[serde(deserialize_with = "nullable::vec")]
+    pub mean_accuracy: Vec<f64>,
+    /// The rung compared with, if any.
+    pub reference: Option<String>,
+    /// Its mean accuracy at the same seeds (empty without a reference).
+    #[serde(deserialize_with = "nullable::vec")]
+    pub reference_mean_accuracy: Vec<f64>,
+}
+
+/// Mean and sample standard deviation (n − 1; 0 for one value) of `xs`.
+pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (mean, var.sqrt())
+}
+
+impl Seeds {
+    /// This rung's mean and standard deviation over seeds.
+    pub fn own(&self) -> (f64, f64) {
+        mean_sd(&self.mean_accuracy)
+    }
+
+    /// The reference rung's mean and standard deviation over the same seeds.
+    pub fn reference(&self) -> Option<(f64, f64)> {
+        (!self.reference_mean_accuracy.is_empty()).then(|| mean_sd(&self.reference_mean_accuracy))
+    }
+
+    /// The paired difference (this − reference, seed by seed): mean and standard deviation.
+    pub fn difference(&self) -> Option<(f64, f64)> {
+        if self.reference_mean_accuracy.len() != self.mean_accuracy.len() || self.mean_accuracy.is_empty() {
+            return None;
+        }
+        let d: Vec<f64> = self.mean_accuracy.iter().zip(&self.reference_mean_accuracy).map(|(a, b)| a - b).collect();
+        Some(mean_sd(&d))
+    }
 }
 
 /// The recall probe: fraction of stored facts recalled, by split of the people they are about.
@@ -258,6 +312,11 @@ mod nullable {
 
     pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(or_nan(Option::<f64>::deserialize(d)?))
+    }
+
+    pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let v: Vec<Option<f64>> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
     }
 
     pub fn map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {

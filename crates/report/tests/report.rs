@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use report::{wilson_interval, LadderReport, RecallProbe, ReportError, RungReport, WorldInfo, FORMAT_VERSION};
+use report::{wilson_interval, LadderReport, RecallProbe, ReportError, RungReport, Seeds, WorldInfo, FORMAT_VERSION};
 
 const KNOWLEDGE: &str = "5f2b9c0e7a41d3386e0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
 const CORPUS: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -41,6 +41,7 @@ fn rung(name: &str, lever: &str, corpus: &str, skill: f64) -> RungReport {
         seconds: 42.5,
         reused: false,
         extra: BTreeMap::new(),
+        seeds: None,
     }
 }
 
@@ -261,4 +262,33 @@ fn wilson_interval_matches_known_values() {
     assert_eq!(wilson_interval(0, 0), [0.0, 1.0]);
     let [lo, hi] = wilson_interval(10, 10);
     assert!(hi == 1.0 && lo > 0.69 && lo < 0.73, "{lo}");
+}
+
+#[test]
+fn seeds_give_mean_spread_and_the_paired_difference() {
+    let s = Seeds {
+        seeds: vec![0, 1, 2],
+        mean_accuracy: vec![0.40, 0.44, 0.42],
+        reference: Some("schedule".into()),
+        reference_mean_accuracy: vec![0.41, 0.41, 0.40],
+    };
+    let (m, sd) = s.own();
+    assert!((m - 0.42).abs() < 1e-12 && (sd - 0.02).abs() < 1e-12, "{m} {sd}");
+    // Differences −0.01, 0.03, 0.02: mean 0.04/3, sd √(((−0.07)² + 0.05² + 0.02²)/9/2).
+    let (d, dsd) = s.difference().unwrap();
+    assert!((d - 0.04 / 3.0).abs() < 1e-12, "{d}");
+    assert!((dsd - ((0.0049f64 + 0.0025 + 0.0004) / 18.0).sqrt()).abs() < 1e-12, "{dsd}");
+    // In a report: the JSON round trip keeps them (a NaN as NaN) and the markdown shows them.
+    let mut r = sample();
+    let mut with_nan = s.clone();
+    with_nan.reference_mean_accuracy[2] = f64::NAN;
+    r.rungs[1].seeds = Some(with_nan);
+    let back = LadderReport::from_json(&r.to_json()).unwrap();
+    let got = back.rungs[1].seeds.as_ref().unwrap();
+    assert!(got.reference_mean_accuracy[2].is_nan() && got.mean_accuracy == s.mean_accuracy);
+    r.rungs[1].seeds = Some(s);
+    let md = r.to_markdown();
+    assert!(md.contains("Over seeds") && md.contains("42.0 ± 2.0") && md.contains("+1.3 ±"), "{md}");
+    // Older reports without the field still read.
+    assert!(sample().to_json().contains("\"rungs\"") && !sample().to_json().contains("\"seeds\""));
 }
