@@ -507,7 +507,7 @@ impl ModelConfig {
         };
         let active = if p.active != p.total { format!(", {} active", p.active) } else { String::new() };
         format!(
-            "{} layers × d{} ({attn}, {ffn}), {:?}Norm, {:?}, {}{}{}{}{} | params {} ({} non-embedding{active})",
+            "{} layers × d{} ({attn}, {ffn}), {:?}Norm, {:?}, {}{}{}{}{} | params {} ({} non-embedding{active}) | KV cache {}/token",
             self.n_layers,
             self.d_model,
             self.norm,
@@ -518,7 +518,8 @@ impl ModelConfig {
             if self.parallel_residual { ", parallel" } else { "" },
             self.mup_base_width.map_or(String::new(), |b| format!(", muP base {b}")),
             p.total,
-            p.non_embedding
+            p.non_embedding,
+            self.kv_cache_floats_per_token()
         )
     }
 }

@@ -291,3 +291,41 @@ fn sophia_state_survives_a_checkpoint() {
         assert_eq!(wa, wb, "{name}");
     }
 }
+
+#[test]
+fn mup_trains_hidden_matrices_at_the_rate_over_the_width_multiplier() {
+    // Width 16 at base 4: m = 4. AdamW's first step moves every weight by lr·g/(|g| + ε) ≈ lr
+    // (plus decay): the hidden projections by lr/4, everything else by lr.
+    let device = engine::training_device(&engine::device(Backend::Cpu).unwrap());
+    let cfg = ModelConfig { mup_base_width: Some(4), ..ModelConfig::llama(32, 16, 1, 2, 16) };
+    let m = Transformer::seeded(&cfg, &device, 7);
+    let (_, x, y, _) = tiny();
+    let grads = GradientsParams::from_grads(m.loss(x, y, None).backward(), &m);
+    let before = collect(&m, Some(&grads));
+    let o = OptimSection { weight_decay: 0.0, ..Default::default() };
+    let lr = 0.01;
+    let after = collect(&optimizer(&o).step(train::optim::lr_policy(&cfg, lr), m, grads), None);
+    let hidden = regex_lite(MUON_PARAMS);
+    let (mut scaled, mut plain) = (0, 0);
+    for ((name, _, w, g), (_, _, w2, _)) in before.iter().zip(&after) {
+        let g = g.as_ref().unwrap();
+        let rate = if hidden(name) { lr / 4.0 } else { lr };
+        for i in 0..w.len() {
+            let want = w[i] as f64 - rate * g[i] as f64 / (g[i].abs() as f64 + 1e-8);
+            assert!((w2[i] as f64 - want).abs() < 1e-6, "{name}[{i}]: {} vs {want}", w2[i]);
+        }
+        if hidden(name) {
+            scaled += 1;
+        } else {
+            plain += 1;
+        }
+    }
+    assert!(scaled == 7 && plain >= 3, "{scaled} hidden matrices, {plain} others");
+    // Without muP every parameter takes the plain rate.
+    let cfg = ModelConfig::llama(32, 16, 1, 2, 16);
+    assert_eq!(
+        train::optim::lr_policy(&cfg, lr)
+            .lr_from_param(model::burn::module::ParamId::new(), Some("layers.0.mlp.up_proj.weight")),
+        lr
+    );
+}

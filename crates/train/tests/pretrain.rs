@@ -142,3 +142,44 @@ fn a_missing_config_file_is_named() {
     let e = PretrainConfig::from_file(Path::new("/no/such/recipe.toml")).unwrap_err().to_string();
     assert!(e.contains("/no/such/recipe.toml"), "{e}");
 }
+
+#[test]
+fn mixtures_of_experts_and_latent_attention_pretrain_and_log_their_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(dir.path(), "llama", 80);
+    cfg.model.moe = Some(model::MoeConfig {
+        experts: 4,
+        top_k: 2,
+        d_expert: 0,
+        shared_expert: true,
+        normalize_gates: false,
+        aux_loss_coef: 0.01,
+        bias_update_rate: 0.01,
+        capacity_factor: 1.25,
+    });
+    cfg.model.mla = Some(model::MlaConfig { kv_rank: 16, rope_dim: 8 });
+    let s = pretrain(&cfg, &quiet()).unwrap();
+    let (first, last) = (s.val_losses.first().unwrap().1, s.val_losses.last().unwrap().1);
+    assert!(last < 0.6 * first, "validation loss only fell from {first} to {last}");
+    assert!(s.model.param_count().active < s.model.param_count().total);
+    // Every train line of metrics.jsonl carries the window's routing.
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let train: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "train")
+        .collect();
+    assert_eq!(train.len(), 80 / 5);
+    for v in &train {
+        let m = &v["moe"];
+        let (load, dropped, aux) =
+            (m["max_over_mean"].as_f64().unwrap(), m["dropped"].as_f64().unwrap(), m["aux"].as_f64().unwrap());
+        assert!((1.0..=4.0).contains(&load) && (0.0..0.5).contains(&dropped) && aux >= 0.99, "{m}");
+    }
+    // The balancing biases moved and were checkpointed with the weights.
+    let device = model::engine::device(model::engine::Backend::Cpu).unwrap();
+    let (m, _, _) = train::eval::load_for_inference(&dir.path().join("checkpoints/step-000080"), &device).unwrap();
+    let bias = m.layers[0].moe.as_ref().unwrap().score_bias.as_ref().unwrap().val();
+    let moved = bias.try_into_vec_as::<f32>().unwrap().iter().any(|&b| b != 0.0);
+    assert!(moved, "the auxiliary-loss-free bias stayed at zero");
+}
