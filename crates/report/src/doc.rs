@@ -141,8 +141,9 @@ fn seeds(r: &LadderReport, out: &mut Vec<Block>) {
     out.push(Block::P(Para::text(
         "Rungs trained at several seeds (model initialisation and data order; the same world), each \
          beside the rung it is compared with at the same seeds. Mean accuracy over families, percent: \
-         mean ± standard deviation over seeds; Δ: the paired difference seed by seed. A difference \
-         within about two standard deviations of zero is within seed noise.",
+         mean ± standard deviation over seeds; Δ: the paired difference seed by seed; verdict: a \
+         two-sided paired t-test at 5% over the seeds (with three seeds the mean difference must be \
+         about 2.5 standard deviations of the differences from zero to count).",
     )));
     let pm = |(m, sd): (f64, f64)| format!("{} ± {}", format::pct(m), format::pct(sd));
     let rows = with
@@ -161,15 +162,26 @@ fn seeds(r: &LadderReport, out: &mut Vec<Block>) {
                 Para::text(s.difference().map_or(MISSING.to_string(), |(d, sd)| {
                     format!("{} ± {}", format::delta_points(d), format::pct(sd))
                 })),
+                Para::text(s.verdict().map_or(MISSING, |v| v.as_str())),
             ]
         })
         .collect();
     out.push(Block::Table(Table {
         name: "seeds",
-        head: ["rung", "seeds", "mean ± sd", "per seed", "compared with", "its mean ± sd", "per seed", "Δ ± sd"]
-            .map(String::from)
-            .to_vec(),
-        numeric: vec![false, true, true, true, false, true, true, true],
+        head: [
+            "rung",
+            "seeds",
+            "mean ± sd",
+            "per seed",
+            "compared with",
+            "its mean ± sd",
+            "per seed",
+            "Δ ± sd",
+            "verdict",
+        ]
+        .map(String::from)
+        .to_vec(),
+        numeric: vec![false, true, true, true, false, true, true, true, false],
         rows,
     }));
 }

@@ -148,6 +148,28 @@ pub struct Seeds {
     pub reference_mean_accuracy: Vec<f64>,
 }
 
+/// A rung against the rung it is compared with, over seeds ([`Seeds::verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Better at every level of noise the seeds show (paired t-test, 5%).
+    Better,
+    /// Worse, likewise.
+    Worse,
+    /// Not distinguishable from seed-to-seed variation.
+    WithinNoise,
+}
+
+impl Verdict {
+    /// As the report prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Better => "better (paired t, 5%)",
+            Verdict::Worse => "worse (paired t, 5%)",
+            Verdict::WithinNoise => "within seed noise",
+        }
+    }
+}
+
 /// Mean and sample standard deviation (n − 1; 0 for one value) of `xs`.
 pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let n = xs.len();
@@ -171,6 +193,34 @@ impl Seeds {
     /// The reference rung's mean and standard deviation over the same seeds.
     pub fn reference(&self) -> Option<(f64, f64)> {
         (!self.reference_mean_accuracy.is_empty()).then(|| mean_sd(&self.reference_mean_accuracy))
+    }
+
+    /// Whether the paired difference is distinguishable from seed noise: a two-sided paired
+    /// t-test at 5% (Student's t with n − 1 degrees of freedom). `None` without a reference or
+    /// with fewer than two seeds.
+    pub fn verdict(&self) -> Option<Verdict> {
+        let (d, sd) = self.difference()?;
+        let n = self.mean_accuracy.len();
+        if n < 2 || !d.is_finite() || !sd.is_finite() {
+            return None;
+        }
+        // Two-sided 5% critical values of Student's t for 1..=10 degrees of freedom.
+        const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+        let critical = T.get(n - 2).copied().unwrap_or(1.96);
+        let t = if sd > 0.0 {
+            d / (sd / (n as f64).sqrt())
+        } else if d == 0.0 {
+            0.0
+        } else {
+            d.signum() * f64::INFINITY
+        };
+        Some(if t.abs() < critical {
+            Verdict::WithinNoise
+        } else if t > 0.0 {
+            Verdict::Better
+        } else {
+            Verdict::Worse
+        })
     }
 
     /// The paired difference (this − reference, seed by seed): mean and standard deviation.

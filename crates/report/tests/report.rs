@@ -278,6 +278,12 @@ fn seeds_give_mean_spread_and_the_paired_difference() {
     let (d, dsd) = s.difference().unwrap();
     assert!((d - 0.04 / 3.0).abs() < 1e-12, "{d}");
     assert!((dsd - ((0.0049f64 + 0.0025 + 0.0004) / 18.0).sqrt()).abs() < 1e-12, "{dsd}");
+    // t = 0.0133 / (0.0208 / √3) = 1.11 < 4.30: within noise; a steady +2 points is not.
+    assert_eq!(s.verdict(), Some(report::Verdict::WithinNoise));
+    let steady = Seeds { mean_accuracy: vec![0.43, 0.43, 0.42], ..s.clone() };
+    assert_eq!(steady.verdict(), Some(report::Verdict::Better), "{:?}", steady.difference());
+    let worse = Seeds { mean_accuracy: vec![0.30, 0.31, 0.29], ..s.clone() };
+    assert_eq!(worse.verdict(), Some(report::Verdict::Worse));
     // In a report: the JSON round trip keeps them (a NaN as NaN) and the markdown shows them.
     let mut r = sample();
     let mut with_nan = s.clone();
@@ -289,6 +295,7 @@ fn seeds_give_mean_spread_and_the_paired_difference() {
     r.rungs[1].seeds = Some(s);
     let md = r.to_markdown();
     assert!(md.contains("Over seeds") && md.contains("42.0 ± 2.0") && md.contains("+1.3 ±"), "{md}");
+    assert!(md.contains("within seed noise"), "{md}");
     // Older reports without the field still read.
     assert!(sample().to_json().contains("\"rungs\"") && !sample().to_json().contains("\"seeds\""));
 }
