@@ -140,6 +140,13 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Hyper-parameter sweeps on a generated world, each written as JSON, markdown and an SVG
+    /// chart: `lr` (the best learning rate across widths, muP against standard parameterisation)
+    /// and `scale` (loss against parameters and FLOPs as power laws, knowledge bits per parameter).
+    Sweep {
+        #[command(subcommand)]
+        kind: SweepKind,
+    },
     /// Answer tasks greedily with a checkpoint and grade them: accuracy per family and hop depth
     /// with 95% intervals, printed as a table and written as JSON.
     Eval {
@@ -240,6 +247,108 @@ enum Command {
         #[command(subcommand)]
         mode: BenchMode,
     },
+}
+
+/// The two sweeps of `ascent sweep`.
+#[derive(Subcommand)]
+enum SweepKind {
+    /// Final validation loss over widths × peak learning rates, under standard parameterisation
+    /// and under muP (base width = the smallest): does the best rate stay put as width grows?
+    /// Writes lr-sweep.{json,md,svg}; a rerun reuses finished runs.
+    Lr(LrSweepFlags),
+    /// A family of model sizes on a fresh world: final validation loss, fitted as power laws of
+    /// parameters and FLOPs, and the bits of facts each stores. Writes scale-sweep.{json,md,svg};
+    /// a rerun reuses finished models and resumes a killed one.
+    Scale(ScaleSweepFlags),
+}
+
+#[derive(Args)]
+struct LrSweepFlags {
+    /// Output folder (world, data, runs/<name>/, lr-sweep.*).
+    #[arg(long, default_value = "runs/sweep-lr")]
+    out: PathBuf,
+    /// Seed of the world, the weights and the data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Model widths, comma-separated (multiples of 4); the smallest is muP's base width.
+    #[arg(long, value_delimiter = ',', default_values_t = ladder::LrSweepOptions::default().widths)]
+    widths: Vec<usize>,
+    /// Peak learning rates, comma-separated: numbers or powers of two (2^-8).
+    #[arg(long, value_delimiter = ',', value_parser = parse_lr, default_values_t = ladder::LrSweepOptions::default().lrs)]
+    lrs: Vec<f64>,
+    /// Optimiser steps of every run (16 × 64 tokens each).
+    #[arg(long, default_value_t = ladder::LrSweepOptions::default().steps)]
+    steps: usize,
+    /// People in the generated world (half held out).
+    #[arg(long, default_value_t = ladder::LrSweepOptions::default().people)]
+    people: usize,
+    /// Compute threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args)]
+struct ScaleSweepFlags {
+    /// Output folder (world, data, runs/<name>/, scale-sweep.*).
+    #[arg(long, default_value = "runs/sweep-scale")]
+    out: PathBuf,
+    /// Seed of the world (a fresh sample per seed), the weights and the data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Model sizes as WIDTHxBLOCKS, comma-separated (at least 3).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size,
+          default_values_t = ladder::ScaleSweepOptions::default().sizes.into_iter().map(Size))]
+    sizes: Vec<Size>,
+    /// Optimiser steps of every size (16 × 64 tokens each).
+    #[arg(long, default_value_t = ladder::ScaleSweepOptions::default().steps, conflicts_with = "tokens")]
+    steps: usize,
+    /// Or: tokens of every size (rounded up to whole steps of 1024 tokens).
+    #[arg(long)]
+    tokens: Option<u64>,
+    /// Peak learning rate of every size (warmup-stable-decay).
+    #[arg(long, value_parser = parse_lr, default_value_t = ladder::ScaleSweepOptions::default().lr)]
+    lr: f64,
+    /// Standard parameterisation for every size (default: muP with the smallest width as base,
+    /// so that the one learning rate transfers across widths).
+    #[arg(long)]
+    standard: bool,
+    /// People in the generated world (half held out; every person's facts are probed).
+    #[arg(long, default_value_t = ladder::ScaleSweepOptions::default().people)]
+    people: usize,
+    /// Compute threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+/// A model size of the scale sweep, written WIDTHxBLOCKS.
+#[derive(Clone, Copy, Debug)]
+struct Size((usize, usize));
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.0 .0, self.0 .1)
+    }
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    let bad = || format!("`{s}` is not WIDTHxBLOCKS (e.g. 64x2)");
+    let (w, l) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    Ok(Size((w.trim().parse().map_err(|_| bad())?, l.trim().parse().map_err(|_| bad())?)))
+}
+
+/// A learning rate: a number (3e-3) or a power of two (2^-8).
+fn parse_lr(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let v = match s.split_once('^') {
+        Some(("2", e)) => e.trim().parse::<f64>().map(f64::exp2),
+        Some(_) => return Err(format!("`{s}`: only powers of two are understood (2^-8)")),
+        None => s.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a number or a power of two (2^-8)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("`{s}` is not a positive learning rate"));
+    }
+    Ok(v)
 }
 
 /// Flags of the resumable stages (`ascent dpo`, `orpo`, `grpo`).
@@ -586,6 +695,82 @@ fn main() -> Result<()> {
                 rep.world.facts
             );
             println!("report: {}", out.join("report.md").display());
+        }
+        Command::Sweep { kind: SweepKind::Lr(f) } => {
+            let opts = ladder::LrSweepOptions {
+                out: f.out.clone(),
+                seed: f.seed,
+                widths: f.widths,
+                lrs: f.lrs,
+                steps: f.steps,
+                people: f.people,
+                threads: f.threads,
+                ..Default::default()
+            };
+            let sweep = ladder::lr_sweep(&opts).context("the learning-rate sweep failed")?;
+            println!("best learning rate per width (final validation loss; refined by a parabola in log2 lr):");
+            for b in sweep.best() {
+                println!(
+                    "  {:<8} width {:>4}: lr {:.3e} (2^{:.1}), loss {:.4}, refined 2^{:.2}{}",
+                    b.parameterisation,
+                    b.width,
+                    b.lr,
+                    b.lr.log2(),
+                    b.loss,
+                    b.lr_fit.log2(),
+                    if b.at_edge { " (at the edge of the grid)" } else { "" }
+                );
+            }
+            let widths = sweep.widths();
+            let drift: Vec<String> = sweep.drift().iter().map(|(p, d)| format!("{p} {d:.2} octaves")).collect();
+            println!(
+                "drift of the best rate over widths {}: {}",
+                widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(", "),
+                drift.join(", ")
+            );
+            let diverged = sweep.points.iter().filter(|p| !p.loss.is_finite()).count();
+            println!(
+                "{} runs ({diverged} diverged) in {:.0}s; report: {}",
+                sweep.points.len(),
+                sweep.seconds,
+                f.out.join("lr-sweep.md").display()
+            );
+        }
+        Command::Sweep { kind: SweepKind::Scale(f) } => {
+            let tokens_per_step = (ladder::sweep::BATCH_SIZE * ladder::sweep::SEQ_LEN) as u64;
+            let steps = f.tokens.map_or(f.steps, |t| t.div_ceil(tokens_per_step) as usize);
+            let opts = ladder::ScaleSweepOptions {
+                out: f.out.clone(),
+                seed: f.seed,
+                sizes: f.sizes.iter().map(|s| s.0).collect(),
+                steps,
+                lr: f.lr,
+                mup: !f.standard,
+                people: f.people,
+                threads: f.threads,
+                ..Default::default()
+            };
+            let sweep = ladder::scale_sweep(&opts).context("the scale sweep failed")?;
+            println!("power laws (loss = final validation loss, N = non-embedding parameters, C = training FLOPs):");
+            if sweep.fits.is_empty() {
+                println!("  none: fewer than 3 models reached a finite loss");
+            }
+            for fit in &sweep.fits {
+                println!("  {} [x = {}]", fit.equation(), fit.x);
+            }
+            println!(
+                "knowledge stored (bits of facts per parameter, all parameters; Allen-Zhu & Li report up to {} at capacity):",
+                report::sweep::KNOWLEDGE_BITS_PER_PARAM
+            );
+            for (p, (_, bpp)) in sweep.points.iter().zip(sweep.bits_per_param()) {
+                println!("  {:<8} {:>9.0} bits / {:>8} params = {bpp:.4}", p.name, p.knowledge_bits, p.total_params);
+            }
+            println!(
+                "{} models in {:.0}s; report: {}",
+                sweep.points.len(),
+                sweep.seconds,
+                f.out.join("scale-sweep.md").display()
+            );
         }
         Command::Eval { checkpoint, tasks, mode, kb, out, limit, batch } => {
             let mode: train::eval::AnswerMode = mode.parse().map_err(anyhow::Error::msg)?;
