@@ -113,11 +113,23 @@ fn relative_to(path: &Path, base: &Path) -> PathBuf {
     rel
 }
 
-fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> LadderError {
+/// Empties `dir` when it holds work made under another key (a changed recipe or input), then
+/// marks it with `key` (`key.txt`), creating it if needed.
+pub(crate) fn claim(dir: &Path, key: &str) -> Result<(), LadderError> {
+    let key_path = dir.join("key.txt");
+    if dir.exists() && !std::fs::read_to_string(&key_path).is_ok_and(|s| s.trim() == key) {
+        std::fs::remove_dir_all(dir).map_err(|e| io_err(dir, "cannot clear stale work", e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create", e))?;
+    checkpoint::write_atomic(&key_path, key.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> LadderError {
     LadderError::Io { path: path.to_path_buf(), message: format!("{what}: {e}") }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -918,14 +930,8 @@ fn proxy_loss(x: &RungInputs, renderings: usize, config: &PretrainConfig, out: &
         return Ok(f64::INFINITY);
     }
     match pretrain_on_corpus(x, renderings, config, out) {
-        Ok((_, ckpt)) => {
-            let state: serde_json::Value = std::fs::read(ckpt.join("state.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| io_err(&ckpt, "cannot read state.json", "missing or not JSON"))?;
-            Ok(state["val_loss"].as_f64().unwrap_or(f64::INFINITY))
-        }
-        Err(LadderError::Train(train::TrainError::Data(m))) if m.starts_with("training loss became") => {
+        Ok((_, ckpt)) => Ok(checkpoint::read_state(&ckpt)?.val_loss.unwrap_or(f64::INFINITY)),
+        Err(LadderError::Train(train::TrainError::Diverged(m))) => {
             checkpoint::write_atomic(&marker, m.as_bytes())?;
             Ok(f64::INFINITY)
         }
@@ -953,13 +959,7 @@ fn finite_or_null(v: f64) -> serde_json::Value {
 fn run_rung(x: RungInputs) -> Result<RungResult, LadderError> {
     let started = Instant::now();
     let dir = x.dir;
-    let key_path = dir.join("key.txt");
-    let same_key = std::fs::read_to_string(&key_path).is_ok_and(|s| s.trim() == x.key);
-    if dir.exists() && !same_key {
-        std::fs::remove_dir_all(dir).map_err(|e| io_err(dir, "cannot clear a stale rung", e))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create", e))?;
-    checkpoint::write_atomic(&key_path, x.key.as_bytes())?;
+    claim(dir, x.key)?;
     let train_dir = dir.join("train");
     let mut extra: BTreeMap<String, serde_json::Value> = BTreeMap::new();
 

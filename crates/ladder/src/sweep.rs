@@ -36,13 +36,12 @@ use model::engine;
 use report::sweep::{LrPoint, LrSweep, ScalePoint, ScaleSweep, SWEEP_FORMAT_VERSION};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use train::config::{ScheduleKind, ScheduleSection};
 use train::eval::qa_text;
 use train::{checkpoint, PretrainConfig, RunOptions, TrainError};
 use world::{Knowledge, Relation, Split};
 
-use crate::run::train_world_tokenizer;
+use crate::run::{claim, io_err, sha256_hex, train_world_tokenizer};
 use crate::LadderError;
 
 /// Bumped when the meaning of a run's result changes (so older results are not reused).
@@ -139,14 +138,6 @@ impl Default for ScaleSweepOptions {
             quiet: false,
         }
     }
-}
-
-fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> LadderError {
-    LadderError::Io { path: path.to_path_buf(), message: format!("{what}: {e}") }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,18 +278,6 @@ trait HasKey {
     fn key(&self) -> &str;
 }
 
-/// Empties `dir` when it holds a run made under another key (a changed recipe or world), then
-/// marks it with `key`.
-fn claim(dir: &Path, key: &str) -> Result<(), LadderError> {
-    let key_path = dir.join("key.txt");
-    if dir.exists() && !std::fs::read_to_string(&key_path).is_ok_and(|s| s.trim() == key) {
-        std::fs::remove_dir_all(dir).map_err(|e| io_err(dir, "cannot clear a stale run", e))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "cannot create", e))?;
-    checkpoint::write_atomic(&key_path, key.as_bytes())?;
-    Ok(())
-}
-
 fn write_result<T: Serialize>(dir: &Path, r: &T) -> Result<(), LadderError> {
     let json = serde_json::to_string_pretty(r).expect("result serialises");
     checkpoint::write_atomic(&dir.join("result.json"), json.as_bytes())?;
@@ -328,13 +307,12 @@ fn pretrain_run(cfg: &PretrainConfig) -> Result<Trained, LadderError> {
                     let dir = checkpoint::latest(&cfg.out_dir).ok_or_else(|| {
                         LadderError::Input(format!("{}: the run wrote no checkpoint", cfg.out_dir.display()))
                     })?;
-                    checkpoint::load(&dir)?.state.val_loss.unwrap_or(f64::NAN)
+                    checkpoint::read_state(&dir)?.val_loss.unwrap_or(f64::NAN)
                 }
             };
             Ok(Trained::Done { val_loss, summary: Box::new(s) })
         }
-        // `train::pretrain` stops with this message when the training loss is NaN or infinite.
-        Err(TrainError::Data(m)) if m.starts_with("training loss became") => Ok(Trained::Diverged(m)),
+        Err(TrainError::Diverged(m)) => Ok(Trained::Diverged(m)),
         Err(e) => Err(e.into()),
     }
 }

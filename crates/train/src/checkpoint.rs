@@ -215,8 +215,9 @@ impl Loaded {
     }
 }
 
-/// Read a checkpoint folder, verifying every file's size and hash against `state.json`.
-pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
+/// A checkpoint folder's `state.json` (step, sampler, validation loss, file hashes), checked for
+/// its format version; the other files are not read.
+pub fn read_state(dir: &Path) -> Result<TrainState, TrainError> {
     if !dir.is_dir() {
         return Err(ck_err(dir, "no such checkpoint folder"));
     }
@@ -231,6 +232,12 @@ pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
             format!("format version {} is not the supported {FORMAT_VERSION}", state.format_version),
         ));
     }
+    Ok(state)
+}
+
+/// Read a checkpoint folder, verifying every file's size and hash against `state.json`.
+pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
+    let state = read_state(dir)?;
     let read = |name: &str| -> Result<Vec<u8>, TrainError> {
         let entry = state.files.get(name).ok_or_else(|| ck_err(dir, format!("state.json does not list {name}")))?;
         let p = dir.join(name);

@@ -14,6 +14,10 @@ pub enum TrainError {
     Checkpoint { path: PathBuf, message: String },
     #[error("data: {0}")]
     Data(String),
+    /// The training loss became NaN or infinite (the message says at which step): callers that
+    /// sweep settings record the run as diverged instead of stopping.
+    #[error("data: {0}")]
+    Diverged(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("engine: {0}")]

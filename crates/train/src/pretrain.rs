@@ -384,7 +384,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
         window_tokens += tokens_per_step;
         let loss = loss_sum / t.grad_accum as f64;
         if !loss.is_finite() {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::Diverged(format!(
                 "training loss became {loss} at step {step}; lower optim.lr or enable optim.grad_clip"
             )));
         }
