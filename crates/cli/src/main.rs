@@ -150,10 +150,13 @@ enum Command {
     /// Answer tasks greedily with a checkpoint and grade them: accuracy per family and hop depth
     /// with 95% intervals, printed as a table and written as JSON.
     Eval {
-        /// A checkpoint folder (…/checkpoints/step-N) or a run folder (its newest checkpoint).
+        /// A checkpoint folder (…/checkpoints/step-N), a run folder (its newest checkpoint), a
+        /// Hugging Face folder or a GGUF file.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Tasks as JSONL (e.g. runs/world/tasks/heldout.jsonl).
+        /// Tasks as JSONL: the world's (e.g. runs/world/tasks/heldout.jsonl), or
+        /// `{"question", "answer"}` lines with the final answer after `####` (GSM8K's shape),
+        /// graded by a numeric verifier.
         #[arg(long)]
         tasks: PathBuf,
         /// direct (the answer after the question) | trace (reasoning, then the answer) | tools
@@ -172,6 +175,9 @@ enum Command {
         /// Prompts decoded together per thread.
         #[arg(long, default_value_t = 32)]
         batch: usize,
+        /// Tokens generated at most per answer (default: the mode's; 256 for a numeric task file).
+        #[arg(long)]
+        max_new: Option<usize>,
     },
     /// Continue a prompt with a checkpoint (greedy, or sampled with --temperature).
     Generate {
@@ -232,6 +238,24 @@ enum Command {
         /// Print an example recipe with the default settings and exit.
         #[arg(long)]
         print_config: bool,
+    },
+    /// Write a checkpoint, a Hugging Face folder or a GGUF file as a Hugging Face folder
+    /// (`--format hf`, F32 safetensors, config.json, tokenizer files with the chat template) or a
+    /// GGUF file (`--format gguf --quant q8_0`) for llama.cpp. Never overwrites `--out`.
+    Export {
+        /// The model: a checkpoint or run folder, a Hugging Face folder or a GGUF file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The folder (hf) or file (gguf) to write; must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// `hf` or `gguf`.
+        #[arg(long, default_value = "hf")]
+        format: String,
+        /// GGUF type of the matrices: f32, f16, bf16, q8_0, q6_k, q5_0, q5_1, q4_k, q4_0, q4_1
+        /// (rows that are not whole blocks fall back to q8_0, then f16).
+        #[arg(long, default_value = "q8_0")]
+        quant: String,
     },
     /// Parameter and FLOP counts of an architecture.
     Info {
@@ -772,7 +796,30 @@ fn main() -> Result<()> {
                 f.out.join("scale-sweep.md").display()
             );
         }
-        Command::Eval { checkpoint, tasks, mode, kb, out, limit, batch } => {
+        Command::Eval { checkpoint, tasks, mode, kb, out, limit, batch, max_new } => {
+            let text = std::fs::read_to_string(&tasks).with_context(|| format!("cannot read {}", tasks.display()))?;
+            if train::numeric::is_numeric_file(&text) {
+                // {"question", "answer"} with the final answer after ####: a numeric verifier.
+                let mut list = train::numeric::read_numeric_tasks(&tasks)?;
+                if limit > 0 {
+                    list.truncate(limit);
+                }
+                let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
+                let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
+                let r = train::numeric::evaluate_numeric(&m, &tok, &list, max_new.unwrap_or(256), &device)?;
+                println!(
+                    "numeric: {}/{} correct, {:.1}% [{:.1}–{:.1}]",
+                    r.correct,
+                    r.n,
+                    100.0 * r.accuracy,
+                    100.0 * r.ci95[0],
+                    100.0 * r.ci95[1]
+                );
+                let out = out.unwrap_or_else(|| tasks.with_extension("eval.json"));
+                train::checkpoint::write_atomic(&out, serde_json::to_string_pretty(&r)?.as_bytes())?;
+                println!("{} tasks in {:.1}s; report: {}", r.n, r.seconds, out.display());
+                return Ok(());
+            }
             let mode: train::eval::AnswerMode = mode.parse().map_err(anyhow::Error::msg)?;
             let tools = match (mode, &kb) {
                 (train::eval::AnswerMode::Tools, None) => {
@@ -795,7 +842,7 @@ fn main() -> Result<()> {
             }
             let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
             let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
-            let opts = train::eval::EvalOptions { mode, batch, max_new: None, tools, prefixes: None };
+            let opts = train::eval::EvalOptions { mode, batch, max_new, tools, prefixes: None };
             let r = train::eval::evaluate(&m, &tok, &list, &opts, &device)?;
             print!("{}", r.table());
             let out = out.unwrap_or_else(|| tasks.with_extension("eval.json"));
@@ -807,7 +854,7 @@ fn main() -> Result<()> {
             let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
             let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
             let text = if chat {
-                tokenizer::render_chat(&[tokenizer::Message::new(tokenizer::Role::User, prompt)], true)
+                tok.render_chat(&[tokenizer::Message::new(tokenizer::Role::User, prompt)], true)?
             } else {
                 prompt
             };
@@ -854,6 +901,15 @@ fn main() -> Result<()> {
                 }
                 println!();
             }
+        }
+        Command::Export { checkpoint, out, format, quant } => {
+            let format = train::export::Format::parse(&format, &quant).map_err(anyhow::Error::msg)?;
+            let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
+            let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
+            let name = checkpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let r = train::export::export(&m, &tok, format, &name, &out)?;
+            let types: Vec<String> = r.tensor_types.iter().map(|(t, n)| format!("{n} {t}")).collect();
+            println!("wrote {} ({} bytes; tensors: {})", out.display(), r.bytes, types.join(", "));
         }
         Command::Info { config, preset } => {
             let mut cfg = load_config(&config)?;

@@ -77,3 +77,62 @@ fn ladder_and_eval_refuse_bad_input_before_work() {
         ascent(&["eval", "--checkpoint", "/no/such/run", "--tasks", tasks.to_str().unwrap(), "--mode", "x"]);
     assert!(!ok && msg.contains("unknown answer mode"), "{msg}");
 }
+
+/// Imported models on the command line: a Hugging Face folder generates; exported as GGUF (Q8_0)
+/// and as a Hugging Face folder, each reads back and generates the same greedy tokens as before
+/// (Q8_0 only where its rounding allows: the F32 folder exactly).
+#[test]
+fn import_export_and_generate_from_other_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/tests/golden/qwen2");
+    let gen = |model: &str| {
+        let (ok, out) = ascent(&[
+            "generate",
+            "--checkpoint",
+            model,
+            "--prompt",
+            "Where was Ilona born?",
+            "--chat",
+            "--max-new",
+            "6",
+            "--json",
+        ]);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        v["tokens"].clone()
+    };
+    let base = gen(golden.to_str().unwrap());
+    assert!(base.as_array().is_some_and(|t| !t.is_empty()));
+
+    let hf = dir.path().join("hf");
+    let (ok, out) = ascent(&["export", "--checkpoint", golden.to_str().unwrap(), "--out", hf.to_str().unwrap()]);
+    assert!(ok && out.contains("wrote"), "{out}");
+    assert_eq!(gen(hf.to_str().unwrap()), base, "a Hugging Face export generates as the original");
+    let (ok, out) = ascent(&["export", "--checkpoint", golden.to_str().unwrap(), "--out", hf.to_str().unwrap()]);
+    assert!(!ok && out.contains("already exists"), "{out}");
+
+    let gg = dir.path().join("m.gguf");
+    let (ok, out) = ascent(&[
+        "export",
+        "--checkpoint",
+        golden.to_str().unwrap(),
+        "--out",
+        gg.to_str().unwrap(),
+        "--format",
+        "gguf",
+    ]);
+    assert!(ok && out.contains("Q8_0"), "{out}");
+    assert!(gen(gg.to_str().unwrap()).as_array().is_some_and(|t| !t.is_empty()));
+    let (ok, out) = ascent(&[
+        "export",
+        "--checkpoint",
+        golden.to_str().unwrap(),
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+        "--format",
+        "gguf",
+        "--quant",
+        "q3_k",
+    ]);
+    assert!(!ok && out.contains("--quant"), "{out}");
+}

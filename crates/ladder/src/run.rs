@@ -736,6 +736,7 @@ fn sft_examples(
                         prompt: format!("{pre}{}", eval::prompt(&question, AnswerMode::Tools)),
                         completion,
                         forced,
+                        messages: None,
                     }
                 }
                 SftData::ReflectionTraces => {
@@ -744,6 +745,7 @@ fn sft_examples(
                         prompt: format!("{pre}{}", eval::prompt(&question, AnswerMode::Trace)),
                         completion,
                         forced,
+                        messages: None,
                     }
                 }
             });

@@ -484,12 +484,12 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
                 p.grpo.steps,
                 p.grpo.questions,
                 p.grpo.group,
+                p.grpo.sampling.temperature,
                 if p.grpo.dynamic_sampling {
                     format!(" (dynamic sampling: {} drawn, the first {} whose rewards differ kept)", 2 * p.grpo.questions, p.grpo.questions)
                 } else {
                     String::new()
                 },
-                p.grpo.sampling.temperature,
                 p.grpo.clip,
                 p.grpo.kl_beta
             ),

@@ -50,11 +50,57 @@ pub enum Position {
         /// Base of the geometric frequency ladder.
         #[serde(default = "default_theta")]
         theta: f64,
+        /// Stretch of the frequencies for contexts beyond the trained one (imported models:
+        /// Llama 3.1's `rope_scaling`); `None` = plain RoPE.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scaling: Option<RopeScaling>,
     },
+}
+
+impl Position {
+    /// Plain rotary positions with base `theta`.
+    pub fn rope(theta: f64) -> Self {
+        Position::Rope { theta, scaling: None }
+    }
 }
 
 fn default_theta() -> f64 {
     10_000.0
+}
+
+/// How rotary frequencies are rescaled (Hugging Face's `rope_scaling`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RopeScaling {
+    /// Position interpolation (Chen et al. 2023): every frequency divided by `factor`.
+    Linear { factor: f64 },
+    /// Llama 3.1's: wavelengths longer than `original_max_position_embeddings /
+    /// low_freq_factor` divided by `factor`, shorter than `... / high_freq_factor` kept, and a
+    /// smooth blend in between.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+}
+
+impl RopeScaling {
+    /// The rescaled inverse frequency of one rotary pair whose plain inverse frequency is `inv`.
+    pub fn apply(&self, inv: f64) -> f64 {
+        match *self {
+            RopeScaling::Linear { factor } => inv / factor,
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                let wavelen = 2.0 * std::f64::consts::PI / inv;
+                let low_freq_wavelen = original_max_position_embeddings / low_freq_factor;
+                let high_freq_wavelen = original_max_position_embeddings / high_freq_factor;
+                if wavelen < high_freq_wavelen {
+                    inv
+                } else if wavelen > low_freq_wavelen {
+                    inv / factor
+                } else {
+                    let smooth = (original_max_position_embeddings / wavelen - low_freq_factor)
+                        / (high_freq_factor - low_freq_factor);
+                    (1.0 - smooth) * inv / factor + smooth * inv
+                }
+            }
+        }
+    }
 }
 
 /// A mixture-of-experts feed-forward block in place of the dense MLP (Shazeer et al. 2017;
@@ -156,6 +202,9 @@ pub struct ModelConfig {
     pub parallel_residual: bool,
     /// Biases on the linear layers (GPT-2 has them, Llama does not).
     pub bias: bool,
+    /// Biases on the query, key and value projections only (Qwen2); implied by `bias`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub qkv_bias: bool,
     /// Standard deviation of the normal initialisation (GPT-2's 0.02); output projections are
     /// further scaled by 1/sqrt(2 * n_layers).
     pub init_std: f64,
@@ -173,6 +222,10 @@ pub struct ModelConfig {
     /// one, so a learning rate tuned at the base width carries over to wider models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mup_base_width: Option<usize>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for ModelConfig {
@@ -226,6 +279,7 @@ impl ModelConfig {
             qk_norm: false,
             parallel_residual: false,
             bias: true,
+            qkv_bias: false,
             init_std: 0.02,
             moe: None,
             mla: None,
@@ -249,11 +303,12 @@ impl ModelConfig {
             norm: Norm::Rms,
             norm_eps: 1e-5,
             mlp: Mlp::Swiglu,
-            position: Position::Rope { theta: 10_000.0 },
+            position: Position::rope(10_000.0),
             tie_embeddings: true,
             qk_norm: false,
             parallel_residual: false,
             bias: false,
+            qkv_bias: false,
             init_std: 0.02,
             moe: None,
             mla: None,
@@ -351,12 +406,38 @@ impl ModelConfig {
         if self.mla.is_none() && self.n_heads % self.n_kv_heads != 0 {
             return Err(err("n_kv_heads", format!("= {} does not divide n_heads = {}", self.n_kv_heads, self.n_heads)));
         }
-        if let Position::Rope { theta } = self.position {
+        if let Position::Rope { theta, scaling } = self.position {
             if self.rope_dim() % 2 != 0 {
                 return Err(err("position", format!("rope needs an even rotary width, got {}", self.rope_dim())));
             }
             if !(theta.is_finite() && theta > 1.0) {
                 return Err(err("position.theta", format!("must be a finite number above 1, got {theta}")));
+            }
+            let positive = |v: f64| v.is_finite() && v > 0.0;
+            match scaling {
+                None => {}
+                Some(RopeScaling::Linear { factor }) => {
+                    if !positive(factor) {
+                        return Err(err("position.scaling.factor", format!("must be positive, got {factor}")));
+                    }
+                }
+                Some(RopeScaling::Llama3 {
+                    factor,
+                    low_freq_factor,
+                    high_freq_factor,
+                    original_max_position_embeddings,
+                }) => {
+                    if ![factor, low_freq_factor, high_freq_factor, original_max_position_embeddings]
+                        .into_iter()
+                        .all(positive)
+                        || high_freq_factor <= low_freq_factor
+                    {
+                        return Err(err(
+                            "position.scaling",
+                            "llama3 needs positive factors with high_freq_factor > low_freq_factor",
+                        ));
+                    }
+                }
             }
         }
         if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
@@ -406,18 +487,19 @@ impl ModelConfig {
     fn attention_params(&self) -> usize {
         let (d, h, k) = (self.d_model, self.n_heads, self.head_dim());
         let b = |n: usize| if self.bias { n } else { 0 };
+        let qkv_b = |n: usize| if self.bias || self.qkv_bias { n } else { 0 };
         match &self.mla {
             Some(m) => {
                 let (r, rd) = (m.kv_rank, m.rope_dim);
-                let q = d * h * (k + rd) + b(h * (k + rd));
-                let kv_a = d * (r + rd) + b(r + rd) + r;
-                let kv_b = r * 2 * h * k + b(2 * h * k);
+                let q = d * h * (k + rd) + qkv_b(h * (k + rd));
+                let kv_a = d * (r + rd) + qkv_b(r + rd) + r;
+                let kv_b = r * 2 * h * k + qkv_b(2 * h * k);
                 q + kv_a + kv_b + h * k * d + b(d)
             }
             None => {
                 let kv = self.n_kv_heads * k;
                 let qk_norm = if self.qk_norm { 2 * k } else { 0 };
-                d * d + b(d) + 2 * (d * kv + b(kv)) + d * d + b(d) + qk_norm
+                d * d + qkv_b(d) + 2 * (d * kv + qkv_b(kv)) + d * d + b(d) + qk_norm
             }
         }
     }
@@ -489,7 +571,13 @@ impl ModelConfig {
         let p = self.param_count();
         let pos = match self.position {
             Position::Learned => "learned-pos".to_string(),
-            Position::Rope { theta } => format!("rope(θ={theta})"),
+            Position::Rope { theta, scaling: None } => format!("rope(θ={theta})"),
+            Position::Rope { theta, scaling: Some(RopeScaling::Linear { factor }) } => {
+                format!("rope(θ={theta}, linear ×{factor})")
+            }
+            Position::Rope { theta, scaling: Some(RopeScaling::Llama3 { factor, .. }) } => {
+                format!("rope(θ={theta}, llama3 ×{factor})")
+            }
         };
         let attn = match &self.mla {
             Some(m) => format!("{}h MLA r{} rope{}", self.n_heads, m.kv_rank, m.rope_dim),
@@ -507,7 +595,7 @@ impl ModelConfig {
         };
         let active = if p.active != p.total { format!(", {} active", p.active) } else { String::new() };
         format!(
-            "{} layers × d{} ({attn}, {ffn}), {:?}Norm, {:?}, {}{}{}{}{} | params {} ({} non-embedding{active}) | KV cache {}/token",
+            "{} layers × d{} ({attn}, {ffn}), {:?}Norm, {:?}, {}{}{}{}{}{} | params {} ({} non-embedding{active}) | KV cache {}/token",
             self.n_layers,
             self.d_model,
             self.norm,
@@ -515,6 +603,7 @@ impl ModelConfig {
             pos,
             if self.tie_embeddings { ", tied" } else { "" },
             if self.qk_norm { ", qk-norm" } else { "" },
+            if self.qkv_bias && !self.bias { ", qkv-bias" } else { "" },
             if self.parallel_residual { ", parallel" } else { "" },
             self.mup_base_width.map_or(String::new(), |b| format!(", muP base {b}")),
             p.total,
@@ -560,7 +649,13 @@ mod tests {
         let e = toml::from_str::<ModelConfig>("d_modle = 3").unwrap_err().to_string();
         assert!(e.contains("d_modle"), "{e}");
         let r: ModelConfig = toml::from_str("position = { kind = \"rope\", theta = 500000.0 }").unwrap();
-        assert_eq!(r.position, Position::Rope { theta: 500000.0 });
+        assert_eq!(r.position, Position::rope(500000.0));
+        let s: ModelConfig = toml::from_str(
+            "position = { kind = \"rope\", theta = 5e5, scaling = { kind = \"llama3\", factor = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0, original_max_position_embeddings = 8192.0 } }",
+        )
+        .unwrap();
+        assert!(matches!(s.position, Position::Rope { scaling: Some(RopeScaling::Llama3 { .. }), .. }));
+        assert!(!toml::to_string(&ModelConfig::default()).unwrap().contains("qkv_bias"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod transformer;
 pub mod weights;
 
 pub use burn;
-pub use config::{ConfigError, MlaConfig, Mlp, ModelConfig, MoeConfig, Norm, ParamCount, Position};
+pub use config::{ConfigError, MlaConfig, Mlp, ModelConfig, MoeConfig, Norm, ParamCount, Position, RopeScaling};
 pub use moe::RouterStats;
 pub use reward::RewardModel;
 pub use sample::Sampling;

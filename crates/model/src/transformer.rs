@@ -17,7 +17,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu, sigmoid, silu, softmax};
 
-use crate::config::{Mlp as MlpKind, ModelConfig, Norm as NormKind, Position};
+use crate::config::{Mlp as MlpKind, ModelConfig, Norm as NormKind, Position, RopeScaling};
 use crate::engine;
 use crate::moe::{Moe, RouterStats, StatsSink};
 
@@ -74,9 +74,20 @@ pub struct Context {
 }
 
 /// `(R, K/2)` rotary cosines and sines at `positions` (R of them).
-fn rope_tables(theta: f64, k: usize, positions: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
-    // inv_freq[i] = theta^(-2i/K); angle[p, i] = p · inv_freq[i]
-    let inv: Vec<f32> = (0..k / 2).map(|i| (theta.powf(-(2.0 * i as f64) / k as f64)) as f32).collect();
+fn rope_tables(
+    theta: f64,
+    scaling: Option<RopeScaling>,
+    k: usize,
+    positions: &[usize],
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    // inv_freq[i] = theta^(-2i/K), optionally rescaled; angle[p, i] = p · inv_freq[i]
+    let inv: Vec<f32> = (0..k / 2)
+        .map(|i| {
+            let inv = theta.powf(-(2.0 * i as f64) / k as f64);
+            scaling.map_or(inv, |s| s.apply(inv)) as f32
+        })
+        .collect();
     let pos: Vec<f32> = positions.iter().map(|&p| p as f32).collect();
     let inv = Tensor::<1>::from_floats(inv.as_slice(), device).reshape([1, k / 2]);
     let pos = Tensor::<1>::from_floats(pos.as_slice(), device).reshape([positions.len(), 1]);
@@ -88,8 +99,8 @@ impl Context {
     fn new(cfg: &ModelConfig, t: usize, offset: usize, train: bool, device: &Device) -> Self {
         let k = cfg.rope_dim();
         let rope = match cfg.position {
-            Position::Rope { theta } => {
-                let (cos, sin) = rope_tables(theta, k, &(offset..offset + t).collect::<Vec<_>>(), device);
+            Position::Rope { theta, scaling } => {
+                let (cos, sin) = rope_tables(theta, scaling, k, &(offset..offset + t).collect::<Vec<_>>(), device);
                 Some((cos.unsqueeze::<4>(), sin.unsqueeze::<4>()))
             }
             Position::Learned => None,
@@ -129,8 +140,8 @@ impl Context {
         }
         let k = cfg.rope_dim();
         let rope = match cfg.position {
-            Position::Rope { theta } => {
-                let (cos, sin) = rope_tables(theta, k, &positions, device);
+            Position::Rope { theta, scaling } => {
+                let (cos, sin) = rope_tables(theta, scaling, k, &positions, device);
                 Some((cos.reshape([b, 1, t, k / 2]), sin.reshape([b, 1, t, k / 2])))
             }
             Position::Learned => None,
@@ -428,12 +439,15 @@ impl Transformer {
         // GPT-2: residual-writing projections get std / sqrt(2 L) so the stream's variance
         // does not grow with depth.
         let out_std = hidden_std / (2.0 * cfg.n_layers as f64).sqrt();
-        let linear = |i: usize, o: usize, s: f64| {
+        let linear_with = |i: usize, o: usize, s: f64, bias: bool| {
             LinearConfig::new(i, o)
-                .with_bias(cfg.bias)
+                .with_bias(bias)
                 .with_initializer(Initializer::Normal { mean: 0.0, std: s })
                 .init(device)
         };
+        let linear = |i: usize, o: usize, s: f64| linear_with(i, o, s, cfg.bias);
+        // Query, key and value projections (and MLA's) also take Qwen2's `qkv_bias`.
+        let qkv_linear = |i: usize, o: usize, s: f64| linear_with(i, o, s, cfg.bias || cfg.qkv_bias);
         let zero_bias = |mut l: Linear| {
             if let Some(b) = l.bias.take() {
                 let n = b.val().dims()[0];
@@ -456,7 +470,7 @@ impl Transformer {
             };
             let scale = 1.0 / (qk_width as f64 * m).sqrt();
             let mut a = Attention {
-                q_proj: zero_bias(linear(d, h * qk_width, hidden_std)),
+                q_proj: zero_bias(qkv_linear(d, h * qk_width, hidden_std)),
                 k_proj: None,
                 v_proj: None,
                 kv_a_proj_with_mqa: None,
@@ -472,17 +486,17 @@ impl Transformer {
             };
             match &cfg.mla {
                 Some(l) => {
-                    a.kv_a_proj_with_mqa = Some(zero_bias(linear(d, l.kv_rank + l.rope_dim, hidden_std)));
+                    a.kv_a_proj_with_mqa = Some(zero_bias(qkv_linear(d, l.kv_rank + l.rope_dim, hidden_std)));
                     a.kv_a_layernorm = Some(Norm::new(NormKind::Rms, l.kv_rank, cfg.norm_eps, device));
                     // The latent is normalised to unit RMS, like the input of every other
                     // projection; with fan-in r instead of D, keys and values of the usual
                     // reading from the residual stream: the same output scale needs std·√(D/r).
                     let up_std = hidden_std * (d as f64 / l.kv_rank as f64).sqrt();
-                    a.kv_b_proj = Some(zero_bias(linear(l.kv_rank, 2 * h * k, up_std)));
+                    a.kv_b_proj = Some(zero_bias(qkv_linear(l.kv_rank, 2 * h * k, up_std)));
                 }
                 None => {
-                    a.k_proj = Some(zero_bias(linear(d, kv, hidden_std)));
-                    a.v_proj = Some(zero_bias(linear(d, kv, hidden_std)));
+                    a.k_proj = Some(zero_bias(qkv_linear(d, kv, hidden_std)));
+                    a.v_proj = Some(zero_bias(qkv_linear(d, kv, hidden_std)));
                 }
             }
             a

@@ -28,6 +28,49 @@ pub enum WeightsError {
     Dtype { name: String, dtype: String },
     #[error("the checkpoint has tensors the model does not: {names:?}; it was written for another architecture")]
     Unused { names: Vec<String> },
+    #[error("tensor `{name}` cannot be read: {message}")]
+    Read { name: String, message: String },
+}
+
+/// Named tensors a model can be loaded from, in the Hugging Face names and layout (linear
+/// weights `[out, in]`): a safetensors file, the shards of a sharded checkpoint, or an adapter
+/// over another format (GGUF) that renames and converts.
+pub trait TensorSource {
+    /// Every tensor name the source holds.
+    fn names(&self) -> Vec<String>;
+    /// Shape of `name` (outermost first), if the source holds it.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Values of `name` as f32, row-major.
+    fn read(&self, name: &str) -> Result<Vec<f32>, WeightsError>;
+}
+
+impl TensorSource for SafeTensors<'_> {
+    fn names(&self) -> Vec<String> {
+        SafeTensors::names(self).into_iter().map(str::to_string).collect()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensor(name).ok().map(|v| v.shape().to_vec())
+    }
+    fn read(&self, name: &str) -> Result<Vec<f32>, WeightsError> {
+        let view = self.tensor(name).map_err(|_| WeightsError::Missing { name: name.into() })?;
+        to_f32(&view, name)
+    }
+}
+
+/// The shards of one checkpoint: a name is read from the shard that holds it.
+impl TensorSource for [SafeTensors<'_>] {
+    fn names(&self) -> Vec<String> {
+        self.iter().flat_map(TensorSource::names).collect()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.iter().find_map(|s| TensorSource::shape(s, name))
+    }
+    fn read(&self, name: &str) -> Result<Vec<f32>, WeightsError> {
+        match self.iter().find(|s| s.tensor(name).is_ok()) {
+            Some(s) => TensorSource::read(s, name),
+            None => Err(WeightsError::Missing { name: name.into() }),
+        }
+    }
 }
 
 /// Hugging Face name of the parameter at burn path `path`, and whether it is a linear weight
@@ -148,7 +191,7 @@ fn f16_to_f32(h: u16) -> f32 {
 
 struct Apply<'a> {
     path: Vec<String>,
-    st: &'a SafeTensors<'a>,
+    st: &'a dyn TensorSource,
     used: Vec<String>,
     errors: Vec<WeightsError>,
 }
@@ -168,19 +211,16 @@ impl ModuleMapper for Apply<'_> {
         if linear && D == 2 {
             expected.reverse();
         }
-        let view = match self.st.tensor(&name) {
-            Ok(v) => v,
-            Err(_) => {
-                self.errors.push(WeightsError::Missing { name });
-                return p;
-            }
+        let Some(found) = self.st.shape(&name) else {
+            self.errors.push(WeightsError::Missing { name });
+            return p;
         };
         self.used.push(name.clone());
-        if view.shape() != expected.as_slice() {
-            self.errors.push(WeightsError::Shape { name, expected, found: view.shape().to_vec() });
+        if found != expected {
+            self.errors.push(WeightsError::Shape { name, expected, found });
             return p;
         }
-        let values = match to_f32(&view, &name) {
+        let values = match self.st.read(&name) {
             Ok(v) => v,
             Err(e) => {
                 self.errors.push(e);
@@ -200,13 +240,18 @@ impl ModuleMapper for Apply<'_> {
 /// present with the right shape and nothing else may be in the file. Parameter ids are kept.
 pub fn load_safetensors(model: Transformer, bytes: &[u8]) -> Result<Transformer, WeightsError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
-    let mut apply = Apply { path: Vec::new(), st: &st, used: Vec::new(), errors: Vec::new() };
+    load_from(model, &st)
+}
+
+/// Load every parameter of `model` from `source` (same rules as [`load_safetensors`]).
+pub fn load_from(model: Transformer, source: &dyn TensorSource) -> Result<Transformer, WeightsError> {
+    let mut apply = Apply { path: Vec::new(), st: source, used: Vec::new(), errors: Vec::new() };
     let model = model.map(&mut apply);
     if let Some(e) = apply.errors.into_iter().next() {
         return Err(e);
     }
-    let mut unused: Vec<String> =
-        st.names().into_iter().filter(|n| !apply.used.iter().any(|u| u == n)).map(str::to_string).collect();
+    let used: std::collections::HashSet<&String> = apply.used.iter().collect();
+    let mut unused: Vec<String> = source.names().into_iter().filter(|n| !used.contains(n)).collect();
     if !unused.is_empty() {
         unused.sort();
         return Err(WeightsError::Unused { names: unused });

@@ -173,7 +173,7 @@ fn finite_differences_every_variant() {
         }
     }
     variants.push(ModelConfig { position: Position::Learned, ..base.clone() });
-    variants.push(ModelConfig { position: Position::Rope { theta: 500.0 }, ..base.clone() });
+    variants.push(ModelConfig { position: Position::rope(500.0), ..base.clone() });
     for kv in [4, 2, 1] {
         variants.push(ModelConfig { n_kv_heads: kv, ..base.clone() });
     }

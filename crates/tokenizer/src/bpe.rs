@@ -13,22 +13,37 @@ use tokenizers::models::TrainerWrapper;
 use tokenizers::{AddedToken, DecoderWrapper, ModelWrapper, PostProcessorWrapper, PreTokenizerWrapper};
 
 use crate::bytes::byte_to_char;
-use crate::{Special, TokenizerError, TrainConfig};
+use crate::template::ChatTemplate;
+use crate::{Message, Special, TokenizerError, TrainConfig};
 
 /// Origin used in error messages for JSON that did not come from a named file.
 const IN_MEMORY: &str = "tokenizer JSON (in memory)";
 
-/// A byte-level BPE tokenizer with the reserved [`Special`] tokens at ids `0..Special::COUNT`.
+/// A tokenizer: either an ascent tokenizer (byte-level BPE with the reserved [`Special`] tokens
+/// at ids `0..Special::COUNT`) or an imported model's ([`Tokenizer::foreign`]), which brings its
+/// own chat template and end-of-sequence ids.
 ///
-/// Every value of this type has been validated (see the crate docs), so encoding never produces
-/// an unknown token and `decode(encode(s)) == s` for every string `s`.
+/// Every ascent tokenizer has been validated (see the crate docs), so encoding never produces an
+/// unknown token and `decode(encode(s)) == s` for every string `s`.
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
-    /// `byte_ids[b]`: id of the single-byte token for byte `b`.
+    /// `byte_ids[b]`: id of the single-byte token for byte `b` (ascent tokenizers).
     byte_ids: [u32; 256],
     /// Inverse of the ByteLevel byte → char table.
     char_to_byte: HashMap<char, u8>,
+    /// `Some` for an imported model's tokenizer.
+    foreign: Option<Box<Foreign>>,
+}
+
+/// What an imported model's tokenizer brings besides its vocabulary.
+#[derive(Clone, Debug)]
+struct Foreign {
+    /// Its `tokenizer_config.json` (chat template, special-token strings, end ids), verbatim.
+    config_json: String,
+    template: Option<ChatTemplate>,
+    /// Ids that end a generation: `eos_token_ids` and the id of `eos_token`.
+    end_ids: Vec<u32>,
 }
 
 impl fmt::Debug for Tokenizer {
@@ -157,7 +172,127 @@ impl Tokenizer {
         }
         let char_to_byte = (0..=255u8).map(|b| (table[usize::from(b)], b)).collect();
 
-        Ok(Tokenizer { inner, byte_ids, char_to_byte })
+        Ok(Tokenizer { inner, byte_ids, char_to_byte, foreign: None })
+    }
+
+    /// An imported model's tokenizer: any `tokenizer.json` the `tokenizers` library reads, with
+    /// its `tokenizer_config.json` (Hugging Face's: `chat_template`, `bos_token`, `eos_token`,
+    /// plus `eos_token_ids`, a list this project adds from `generation_config.json`). It must
+    /// name at least one end-of-sequence token, or generation could never stop.
+    pub fn foreign(tokenizer_json: &[u8], config_json: &str, origin: &str) -> Result<Self, TokenizerError> {
+        let parse = |reason: String| TokenizerError::Parse { origin: origin.to_string(), reason };
+        let inner = tokenizers::Tokenizer::from_bytes(tokenizer_json).map_err(|e| parse(format!("{e}")))?;
+        let cfg: serde_json::Value = serde_json::from_str(config_json)
+            .map_err(|e| parse(format!("its tokenizer_config.json is not valid JSON ({e})")))?;
+        let token = |key: &str| match cfg.get(key) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Object(o)) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
+            _ => None,
+        };
+        let (bos, eos) = (token("bos_token"), token("eos_token"));
+        let mut end_ids: Vec<u32> = cfg
+            .get("eos_token_ids")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect())
+            .unwrap_or_default();
+        if let Some(id) = eos.as_deref().and_then(|e| inner.token_to_id(e)) {
+            if !end_ids.contains(&id) {
+                end_ids.push(id);
+            }
+        }
+        if end_ids.is_empty() {
+            return Err(TokenizerError::WrongTokenizer {
+                origin: origin.to_string(),
+                reason: "no end-of-sequence token (eos_token or eos_token_ids in tokenizer_config.json)".into(),
+            });
+        }
+        let template = match cfg.get("chat_template").and_then(|t| t.as_str()) {
+            Some(src) => Some(ChatTemplate::new(src, bos, eos).map_err(|e| TokenizerError::WrongTokenizer {
+                origin: origin.to_string(),
+                reason: format!("its chat template {e}"),
+            })?),
+            None => None,
+        };
+        let table = byte_to_char();
+        let char_to_byte = (0..=255u8).map(|b| (table[usize::from(b)], b)).collect();
+        let mut byte_ids = [0u32; 256];
+        for (b, c) in table.iter().enumerate() {
+            byte_ids[b] = inner.token_to_id(&c.to_string()).unwrap_or(u32::MAX);
+        }
+        let foreign = Foreign { config_json: config_json.to_string(), template, end_ids };
+        Ok(Tokenizer { inner, byte_ids, char_to_byte, foreign: Some(Box::new(foreign)) })
+    }
+
+    /// A checkpoint's tokenizer: an ascent tokenizer, or an imported model's when its
+    /// `tokenizer_config.json` comes with it.
+    pub fn from_parts(tokenizer_json: &[u8], config_json: Option<&str>, origin: &str) -> Result<Self, TokenizerError> {
+        match config_json {
+            Some(cfg) => Self::foreign(tokenizer_json, cfg, origin),
+            None => Self::from_json_bytes_named(tokenizer_json, origin),
+        }
+    }
+
+    /// Whether this is an imported model's tokenizer (no reserved special tokens).
+    pub fn is_foreign(&self) -> bool {
+        self.foreign.is_some()
+    }
+
+    /// An imported tokenizer's `tokenizer_config.json` text (to store beside `tokenizer.json`).
+    pub fn config_json(&self) -> Option<&str> {
+        self.foreign.as_ref().map(|f| f.config_json.as_str())
+    }
+
+    /// An imported tokenizer's chat template, if it has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.foreign.as_ref().and_then(|f| f.template.as_ref())
+    }
+
+    /// Ids that end a generation: `<|end|>` and `<|eos|>` for ascent tokenizers, the
+    /// end-of-sequence ids of an imported one.
+    pub fn end_ids(&self) -> Vec<u32> {
+        match &self.foreign {
+            Some(f) => f.end_ids.clone(),
+            None => vec![Special::End.id(), Special::Eos.id()],
+        }
+    }
+
+    /// Whether `id` ends a sequence: `<|eos|>` for ascent tokenizers (not `<|end|>`, which ends a
+    /// chat turn), any end-of-sequence id of an imported one.
+    pub fn is_eos(&self, id: u32) -> bool {
+        match &self.foreign {
+            Some(f) => f.end_ids.contains(&id),
+            None => id == Special::Eos.id(),
+        }
+    }
+
+    /// The end-of-sequence id appended after a training document.
+    pub fn eos_id(&self) -> u32 {
+        match &self.foreign {
+            Some(f) => f.end_ids[0],
+            None => Special::Eos.id(),
+        }
+    }
+
+    /// The id used for padding (never trained on, never attended to).
+    pub fn pad_id(&self) -> u32 {
+        match &self.foreign {
+            Some(f) => f.end_ids[0],
+            None => Special::Pad.id(),
+        }
+    }
+
+    /// The conversation as the model expects it: the ascent chat format, or an imported model's
+    /// chat template; with `generation_prompt`, ready for the assistant's reply.
+    pub fn render_chat(&self, messages: &[Message], generation_prompt: bool) -> Result<String, TokenizerError> {
+        match &self.foreign {
+            None => Ok(crate::chat::render_chat(messages, generation_prompt)),
+            Some(f) => match &f.template {
+                Some(t) => t.render(messages, generation_prompt),
+                None => Err(TokenizerError::Template(
+                    "the model has no chat template (tokenizer_config.json has no chat_template)".into(),
+                )),
+            },
+        }
     }
 
     /// Encodes `text` into token ids. No BOS/EOS is added; special-token text inside `text`
@@ -188,9 +323,10 @@ impl Tokenizer {
         }
     }
 
-    /// One token per UTF-8 byte: always possible, always decodes back to `text`.
+    /// One token per UTF-8 byte: always possible for an ascent tokenizer, always decodes back to
+    /// `text`. (An imported tokenizer may lack byte tokens; those bytes are dropped.)
     fn encode_bytes(&self, text: &str) -> Vec<u32> {
-        text.bytes().map(|b| self.byte_ids[usize::from(b)]).collect()
+        text.bytes().map(|b| self.byte_ids[usize::from(b)]).filter(|&id| id != u32::MAX).collect()
     }
 
     /// Decodes ids back to text. Special tokens are kept as their text (`"<|eos|>"`); ids not in
@@ -210,8 +346,10 @@ impl Tokenizer {
     /// The raw bytes token `id` stands for (a special token's text for special tokens), or `None`
     /// if `id` is not in the vocab. Useful for streaming decode.
     pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
-        if let Some(s) = Special::from_id(id) {
-            return Some(s.text().as_bytes().to_vec());
+        if self.foreign.is_none() {
+            if let Some(s) = Special::from_id(id) {
+                return Some(s.text().as_bytes().to_vec());
+            }
         }
         let token = self.inner.id_to_token(id)?;
         token
@@ -225,7 +363,12 @@ impl Tokenizer {
 
     /// Number of ids, special tokens included. Ids are `0..vocab_size()`.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        match &self.foreign {
+            // An imported vocabulary may count a token twice (in the model and as an added
+            // token) or leave ids unused: the id range is what a model must cover.
+            Some(_) => self.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1),
+            None => self.inner.get_vocab_size(true),
+        }
     }
 
     /// Id of a token given in vocab form (ByteLevel characters, e.g. `"Ġthe"` for `" the"`),

@@ -70,6 +70,10 @@ pub enum TokenizerError {
     #[error("cannot serialize tokenizer: {0}")]
     Serialize(String),
 
+    /// A chat template that does not compile or cannot render a conversation.
+    #[error("chat template: {0}")]
+    Template(String),
+
     /// The `tokenizers` pipeline reported an error while encoding.
     #[error("encoding failed: {0}")]
     Encode(String),

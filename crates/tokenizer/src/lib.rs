@@ -24,6 +24,11 @@
 //!   [`Tokenizer::to_json_string`] / [`Tokenizer::from_json_bytes`] let checkpoints embed it.
 //! * **Deterministic.** Same texts + same [`TrainConfig`] ⇒ byte-identical JSON (the BPE
 //!   trainer breaks count ties by pair ids, and serialization orders everything by id).
+//! * **Imported models' tokenizers.** [`Tokenizer::foreign`] wraps any tokenizer.json (Llama 3,
+//!   Qwen2, SmolLM, ...) with its `tokenizer_config.json`: no reserved special tokens, its own
+//!   end-of-sequence ids ([`Tokenizer::end_ids`]) and Jinja chat template ([`ChatTemplate`],
+//!   rendered by [`Tokenizer::render_chat`]). Code that frames conversations or stops
+//!   generation asks the tokenizer instead of using [`Special`] ids.
 //! * **Pure Rust.** `tokenizers` is built without its default features: no oniguruma / esaxx C
 //!   code (the `fancy-regex` backend is used instead), no hub downloads, no progress bar.
 
@@ -32,11 +37,13 @@ mod bytes;
 pub mod chat;
 mod error;
 mod special;
+pub mod template;
 
 pub use bpe::Tokenizer;
 pub use chat::{render_chat, Message, Role};
 pub use error::TokenizerError;
 pub use special::Special;
+pub use template::ChatTemplate;
 
 use serde::{Deserialize, Serialize};
 

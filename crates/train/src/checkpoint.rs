@@ -6,6 +6,8 @@
 //!     config.json         the full resolved config (model architecture + run recipe)
 //!     optimizer.bpk       optimiser state (burn's format, keyed by the model's stable param ids)
 //!     tokenizer.json      the tokenizer the model was trained with
+//!     tokenizer_config.json  only for an imported model's tokenizer: its chat template,
+//!                         special-token strings and end-of-sequence ids (Hugging Face's file)
 //!     state.json          step, sampler RNG state, tokens seen, and the size and SHA-256 of
 //!                         every file above
 //! ```
@@ -14,6 +16,10 @@
 //! folder is renamed into place, so a crash leaves either the old set of checkpoints or the
 //! new one, never a half-written folder under a real name. Loading re-hashes every file against
 //! `state.json`, so a truncated or edited checkpoint is refused with the file named.
+//!
+//! [`load`] also reads another tool's model, a Hugging Face folder or a GGUF file
+//! (`interop::import`), as a step-0 checkpoint with no optimiser state: every stage that starts
+//! from a checkpoint starts from an imported model the same way.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -75,6 +81,8 @@ pub struct Payload {
     pub config_json: String,
     pub optimizer: Vec<u8>,
     pub tokenizer_json: String,
+    /// An imported model's `tokenizer_config.json` (`tokenizer::Tokenizer::config_json`).
+    pub tokenizer_config_json: Option<String>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -122,12 +130,15 @@ pub fn save(out_dir: &Path, payload: &Payload, mut state: TrainState, keep: usiz
     let tmp_dir = root.join(format!(".{}.tmp-{}", step_dir_name(state.step), std::process::id()));
     let _ = fs::remove_dir_all(&tmp_dir);
     fs::create_dir_all(&tmp_dir).map_err(|e| io_err(&tmp_dir, "cannot create", e))?;
-    let files: [(&str, &[u8]); 4] = [
+    let mut files: Vec<(&str, &[u8])> = vec![
         ("model.safetensors", &payload.model_safetensors),
         ("config.json", payload.config_json.as_bytes()),
         ("optimizer.bpk", &payload.optimizer),
         ("tokenizer.json", payload.tokenizer_json.as_bytes()),
     ];
+    if let Some(tc) = &payload.tokenizer_config_json {
+        files.push(("tokenizer_config.json", tc.as_bytes()));
+    }
     state.format_version = FORMAT_VERSION;
     state.files.clear();
     for (name, bytes) in files {
@@ -199,9 +210,17 @@ impl Loaded {
             .map_err(|e| ck_err(&dir.join("config.json"), format!("not JSON: {e}")))?;
         let mcfg: model::ModelConfig = serde_json::from_value(cfg.get("model").cloned().unwrap_or_default())
             .map_err(|e| ck_err(&dir.join("config.json"), format!("no valid `model` section: {e}")))?;
-        let tok = tokenizer::Tokenizer::from_json_bytes(self.payload.tokenizer_json.as_bytes())
-            .map_err(|e| ck_err(&dir.join("tokenizer.json"), e.to_string()))?;
-        if tok.vocab_size() != mcfg.vocab_size {
+        let origin = dir.join("tokenizer.json").display().to_string();
+        let tok = tokenizer::Tokenizer::from_parts(
+            self.payload.tokenizer_json.as_bytes(),
+            self.payload.tokenizer_config_json.as_deref(),
+            &origin,
+        )
+        .map_err(|e| ck_err(&dir.join("tokenizer.json"), e.to_string()))?;
+        // An imported model's vocabulary may be padded past its tokenizer's (for speed).
+        let fits =
+            if tok.is_foreign() { tok.vocab_size() <= mcfg.vocab_size } else { tok.vocab_size() == mcfg.vocab_size };
+        if !fits {
             return Err(ck_err(
                 dir,
                 format!(
@@ -235,8 +254,36 @@ pub fn read_state(dir: &Path) -> Result<TrainState, TrainError> {
     Ok(state)
 }
 
-/// Read a checkpoint folder, verifying every file's size and hash against `state.json`.
+/// An imported model (Hugging Face folder or GGUF file) as a step-0 checkpoint in memory.
+fn load_imported(path: &Path) -> Result<Loaded, TrainError> {
+    let device = model::engine::device(model::engine::Backend::Cpu).map_err(TrainError::Engine)?;
+    let imported = interop::import(path, &device).map_err(|e| ck_err(path, e.to_string()))?;
+    let cfg = imported.model.config().clone();
+    let config_json = serde_json::to_string_pretty(&serde_json::json!({
+        "model": cfg,
+        "imported_from": {"path": path.display().to_string(), "format": imported.format},
+    }))
+    .expect("configs serialise");
+    let model_safetensors = model::weights::to_safetensors(&imported.model, &Default::default());
+    Ok(Loaded {
+        dir: path.to_path_buf(),
+        state: TrainState::at(0, 0, 0, 0, 0.0),
+        payload: Payload {
+            model_safetensors,
+            config_json,
+            optimizer: Vec::new(),
+            tokenizer_json: imported.tokenizer_json,
+            tokenizer_config_json: Some(imported.tokenizer_config_json),
+        },
+    })
+}
+
+/// Read a checkpoint folder, verifying every file's size and hash against `state.json`; or an
+/// imported model (a Hugging Face folder or a GGUF file, see the module doc).
 pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
+    if !dir.join("state.json").is_file() && interop::is_importable(dir) {
+        return load_imported(dir);
+    }
     let state = read_state(dir)?;
     let read = |name: &str| -> Result<Vec<u8>, TrainError> {
         let entry = state.files.get(name).ok_or_else(|| ck_err(dir, format!("state.json does not list {name}")))?;
@@ -265,9 +312,17 @@ pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
     let optimizer = read("optimizer.bpk")?;
     let tokenizer_json =
         String::from_utf8(read("tokenizer.json")?).map_err(|_| ck_err(dir, "tokenizer.json is not UTF-8"))?;
+    let tokenizer_config_json = if state.files.contains_key("tokenizer_config.json") {
+        Some(
+            String::from_utf8(read("tokenizer_config.json")?)
+                .map_err(|_| ck_err(dir, "tokenizer_config.json is not UTF-8"))?,
+        )
+    } else {
+        None
+    };
     Ok(Loaded {
         dir: dir.to_path_buf(),
         state,
-        payload: Payload { model_safetensors, config_json, optimizer, tokenizer_json },
+        payload: Payload { model_safetensors, config_json, optimizer, tokenizer_json, tokenizer_config_json },
     })
 }

@@ -7,7 +7,7 @@
 use model::burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokenizer::{Special, Tokenizer};
+use tokenizer::Tokenizer;
 
 use crate::error::TrainError;
 
@@ -24,7 +24,7 @@ impl TokenData {
             let mut out = Vec::new();
             for d in docs {
                 out.extend(tok.encode(d));
-                out.push(Special::Eos.id());
+                out.push(tok.eos_id());
             }
             out
         };
@@ -60,7 +60,7 @@ impl TokenData {
             order.swap(i, rng.random_range(0..=i));
         }
         let n_val = ((docs.len() as f64 * val_fraction).round() as usize).clamp(1, docs.len().saturating_sub(1).max(1));
-        let eos = Special::Eos.id();
+        let eos = tok.eos_id();
         let stream = |idx: &[usize]| {
             let mut out = Vec::new();
             for &i in idx {

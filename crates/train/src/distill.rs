@@ -182,7 +182,7 @@ pub fn distill(
     let mut stream = Vec::new();
     for d in replay {
         stream.extend(tok.encode(d));
-        stream.push(Special::Eos.id());
+        stream.push(tok.eos_id());
     }
     let n_replay = if stream.len() > window + 1 {
         ((cfg.batch_size as f64 * cfg.replay_fraction).round() as usize).min(cfg.batch_size - 1)
@@ -240,6 +240,7 @@ pub fn distill(
         config_json,
         optimizer: optimizer.to_vec(),
         tokenizer_json: s_loaded.payload.tokenizer_json.clone(),
+        tokenizer_config_json: s_loaded.payload.tokenizer_config_json.clone(),
     };
     let checkpoint = checkpoint::save(out_dir, &payload, TrainState::at(cfg.steps, 0, cfg.seed, 0, seconds), 1)?;
     let tenth = (cfg.steps / 10).max(1);

@@ -319,7 +319,7 @@ pub fn without_retractions(text: &str) -> String {
 /// Whether an answer being generated in `mode` is complete: end of sequence, a complete
 /// `Answer: ...` line, or more than [`MAX_REVISIONS`] retractions.
 pub(crate) fn answer_done(tok: &Tokenizer, mode: AnswerMode, ids: &[u32]) -> bool {
-    if ids.last() == Some(&Special::Eos.id()) {
+    if ids.last().is_some_and(|&l| tok.is_eos(l)) {
         return true;
     }
     let text = format!("{}{}", answer_prefix(mode), tok.decode(ids));
@@ -329,8 +329,7 @@ pub(crate) fn answer_done(tok: &Tokenizer, mode: AnswerMode, ids: &[u32]) -> boo
 /// Grades the tokens generated for `task` in `mode`: the completion (up to `<|eos|>`), the
 /// answer read from it (after the prompt's `Answer:` in direct mode) and the verifier's verdict.
 pub(crate) fn grade(tok: &Tokenizer, task: &Task, mode: AnswerMode, ids: &[u32]) -> (String, Option<String>, bool) {
-    let eos = Special::Eos.id();
-    let ids: Vec<u32> = ids.iter().copied().take_while(|&i| i != eos).collect();
+    let ids: Vec<u32> = ids.iter().copied().take_while(|&i| !tok.is_eos(i)).collect();
     let completion = tok.decode(&ids);
     let predicted = extract_answer(&format!("{}{completion}", answer_prefix(mode)));
     let correct = predicted.as_deref().is_some_and(|p| task.verifier.check(&task.answer, p));
@@ -401,15 +400,24 @@ pub fn summarise(mode: AnswerMode, outcomes: Vec<Outcome>, seconds: f64) -> Eval
     }
 }
 
-/// A model for inference, read from a checkpoint folder (`.../checkpoints/step-N`) or from a run
-/// folder (its newest checkpoint), with the tokenizer it was trained with.
+/// A model for inference, read from a checkpoint folder (`.../checkpoints/step-N`), a run
+/// folder (its newest checkpoint), a Hugging Face folder or a GGUF file, with its tokenizer.
 pub fn load_for_inference(path: &Path, device: &Device) -> Result<(Transformer, Tokenizer, ModelConfig), TrainError> {
+    if !path.join("state.json").is_file() && interop::is_importable(path) {
+        let imported = interop::import(path, device)
+            .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: e.to_string() })?;
+        let origin = format!("{} (tokenizer)", path.display());
+        let tok = Tokenizer::foreign(imported.tokenizer_json.as_bytes(), &imported.tokenizer_config_json, &origin)
+            .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: e.to_string() })?;
+        let cfg = imported.model.config().clone();
+        return Ok((imported.model, tok, cfg));
+    }
     let dir = if path.join("state.json").is_file() {
         path.to_path_buf()
     } else {
         checkpoint::latest(path).ok_or_else(|| TrainError::Checkpoint {
             path: path.to_path_buf(),
-            message: "is neither a checkpoint folder (no state.json) nor a run folder with checkpoints/".into(),
+            message: "is neither a checkpoint folder (no state.json), a run folder with checkpoints/, a Hugging Face folder (config.json) nor a GGUF file".into(),
         })?
     };
     let loaded = checkpoint::load(&dir)?;

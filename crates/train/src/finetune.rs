@@ -119,13 +119,13 @@ pub(crate) fn start<C: Serialize + DeserializeOwned + PartialEq>(
 }
 
 /// Writes a stage checkpoint of `model` after `step` steps: its weights, `config` as
-/// `config.json`, the optimiser state and the tokenizer. Keeps the newest `keep` checkpoints.
+/// `config.json`, the optimiser state and the tokenizer files of `tokenizer_of`. Keeps the newest `keep` checkpoints.
 pub(crate) fn save(
     out_dir: &Path,
     model: &Transformer,
     optim: &ModuleOptimizer,
     config: serde_json::Value,
-    tokenizer_json: &str,
+    tokenizer_of: &Payload,
     state: TrainState,
     keep: usize,
 ) -> Result<PathBuf, TrainError> {
@@ -135,7 +135,8 @@ pub(crate) fn save(
         model_safetensors: weights::to_safetensors(&model.valid(), &Default::default()),
         config_json: serde_json::to_string_pretty(&config).expect("config serialises"),
         optimizer: bytes.to_vec(),
-        tokenizer_json: tokenizer_json.to_string(),
+        tokenizer_json: tokenizer_of.tokenizer_json.clone(),
+        tokenizer_config_json: tokenizer_of.tokenizer_config_json.clone(),
     };
     checkpoint::save(out_dir, &payload, state, keep)
 }

@@ -510,8 +510,7 @@ pub fn grpo(
         if due || stop {
             let seconds = finetune::seconds_since(started, prior_seconds);
             let state = TrainState::at(done, 0, cfg.seed, done as u128, seconds);
-            let ckpt =
-                finetune::save(out_dir, &model, &optim, config.clone(), &loaded.payload.tokenizer_json, state, 2)?;
+            let ckpt = finetune::save(out_dir, &model, &optim, config.clone(), &loaded.payload, state, 2)?;
             write_metrics(out_dir, &metrics)?;
             last = Some(ckpt);
         }

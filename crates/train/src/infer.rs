@@ -1,7 +1,8 @@
 //! Text in, text out: completions of a prompt and chat turns, over [`model::generate`].
 //!
 //! Used by `ascent generate` and `ascent chat`. A completion ends at `<|eos|>`, at `<|end|>`
-//! when the prompt is a chat prompt, at the first stop string, or after `max_new` tokens.
+//! when the prompt is a chat prompt (an imported model: at any of its end-of-sequence ids), at
+//! the first stop string, or after `max_new` tokens.
 
 use std::sync::Mutex;
 
@@ -74,8 +75,14 @@ pub fn complete(
 ) -> Result<Vec<Completion>, TrainError> {
     let ids = tok.encode(prompt);
     let max_new = budget(model, ids.len(), opts.max_new)?;
-    let chat_prompt = prompt.ends_with(Special::Assistant.text());
-    let ends = |last: Option<u32>| last == Some(Special::Eos.id()) || chat_prompt && chat::ends_turn(last);
+    // An ascent model ends a sequence with <|eos|> and, after a chat prompt, a turn with
+    // <|end|>; an imported model at any of its end-of-sequence ids.
+    let chat_prompt = !tok.is_foreign() && prompt.ends_with(Special::Assistant.text());
+    let end_ids = tok.end_ids();
+    let ends = |last: Option<u32>| match last {
+        Some(l) if tok.is_foreign() => end_ids.contains(&l),
+        _ => last == Some(Special::Eos.id()) || chat_prompt && chat::ends_turn(last),
+    };
     let hook = |i: usize, tokens: &[u32], _: &[bool]| {
         if ends(tokens.last().copied()) {
             return Next::Stop;
@@ -127,7 +134,7 @@ impl ChatSession {
         device: &Device,
     ) -> Result<Completion, TrainError> {
         self.messages.push(Message::new(Role::User, user));
-        let prompt = tokenizer::render_chat(&self.messages, true);
+        let prompt = tok.render_chat(&self.messages, true).map_err(|e| TrainError::Data(e.to_string()))?;
         let once = CompleteOptions { n: 1, ..opts.clone() };
         let shown = Mutex::new(());
         let r = complete(

@@ -75,11 +75,13 @@ impl Pair {
                 prompt: self.prompt.clone(),
                 completion: self.chosen.clone(),
                 forced: self.chosen_forced.clone(),
+                messages: None,
             },
             Example {
                 prompt: self.prompt.clone(),
                 completion: self.rejected.clone(),
                 forced: self.rejected_forced.clone(),
+                messages: None,
             },
         ]
     }
@@ -386,8 +388,7 @@ pub fn prefs(
         if due || stop {
             let state =
                 TrainState::at(done, 0, cfg.seed, done as u128, finetune::seconds_since(started, prior_seconds));
-            let tok_json = &loaded.payload.tokenizer_json;
-            last = Some(finetune::save(out_dir, &model, &optim, config.clone(), tok_json, state, 2)?);
+            last = Some(finetune::save(out_dir, &model, &optim, config.clone(), &loaded.payload, state, 2)?);
         }
         if stop {
             break;

@@ -198,7 +198,12 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
     // Tokenizer: from the checkpoint, from a file, or trained on the corpus.
     let docs = documents(cfg)?;
     let tok = match &loaded {
-        Some(l) => Tokenizer::from_json_bytes(l.payload.tokenizer_json.as_bytes()).map_err(tok_err)?,
+        Some(l) => Tokenizer::from_parts(
+            l.payload.tokenizer_json.as_bytes(),
+            l.payload.tokenizer_config_json.as_deref(),
+            "the checkpoint's tokenizer.json",
+        )
+        .map_err(tok_err)?,
         None if !cfg.data.tokenizer.is_empty() => Tokenizer::load(Path::new(&cfg.data.tokenizer)).map_err(tok_err)?,
         None => {
             let tcfg = tokenizer::TrainConfig { vocab_size: cfg.data.vocab_size, ..Default::default() };
@@ -446,6 +451,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<Summary, Trai
                 config_json: serde_json::to_string_pretty(&resolved).expect("config serialises"),
                 optimizer: optimizer.to_vec(),
                 tokenizer_json: tok_json.clone(),
+                tokenizer_config_json: tok.config_json().map(str::to_string),
             };
             let state = TrainState {
                 format_version: checkpoint::FORMAT_VERSION,

@@ -21,7 +21,7 @@ use model::{engine, weights, Position, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tokenizer::{Special, Tokenizer};
+use tokenizer::Tokenizer;
 
 use crate::checkpoint::{self, Payload, TrainState};
 use crate::config::{OptimSection, ScheduleKind, ScheduleSection};
@@ -30,7 +30,7 @@ use crate::optim::{clip_global_norm, lr_policy, optimizer, shard_count, sharded_
 use crate::schedule::lr_at;
 
 /// One supervised example: the model sees `prompt` and learns to write `completion`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct Example {
     pub prompt: String,
     pub completion: String,
@@ -38,11 +38,16 @@ pub struct Example {
     /// them but is not trained to write them. Sorted, disjoint, on character boundaries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced: Vec<(usize, usize)>,
+    /// The conversation a chat example came from (role, content): a tokenizer with its own
+    /// chat template (an imported model's) renders it with that template instead of the
+    /// project's format that `prompt` and `completion` hold.
+    #[serde(skip)]
+    pub messages: Option<Vec<(String, String)>>,
 }
 
 impl Example {
     pub fn new(prompt: impl Into<String>, completion: impl Into<String>) -> Self {
-        Self { prompt: prompt.into(), completion: completion.into(), forced: Vec::new() }
+        Self { prompt: prompt.into(), completion: completion.into(), ..Default::default() }
     }
 
     /// The example's tokens (prompt, completion, `<|eos|>`) and, per token, whether the model is
@@ -51,6 +56,21 @@ impl Example {
     /// never shares a token with the text around it.
     pub fn tokens(&self, tok: &Tokenizer) -> Result<(Vec<u32>, Vec<bool>), TrainError> {
         let bad = |m: String| TrainError::Data(format!("SFT example with prompt {:?}: {m}", self.prompt));
+        if let (Some(messages), true) = (&self.messages, tok.is_foreign()) {
+            // An imported model's chat template: its own turn markers end each assistant turn,
+            // so no end-of-sequence token is added.
+            let template = tok.chat_template().ok_or_else(|| {
+                bad("the model's tokenizer has no chat template to render the conversation with".into())
+            })?;
+            let mut ids = Vec::new();
+            let mut trained = Vec::new();
+            for (text, train) in crate::sftdata::template_segments(template, messages).map_err(bad)? {
+                let p = tok.encode(&text);
+                trained.extend(std::iter::repeat_n(train, p.len()));
+                ids.extend(p);
+            }
+            return Ok((ids, trained));
+        }
         let mut ids = tok.encode(&self.prompt);
         let mut trained = vec![false; ids.len()];
         let mut at = 0;
@@ -69,7 +89,7 @@ impl Example {
         let rest = tok.encode(&c[at..]);
         trained.extend(std::iter::repeat_n(true, rest.len()));
         ids.extend(rest);
-        ids.push(Special::Eos.id());
+        ids.push(tok.eos_id());
         trained.push(true);
         Ok((ids, trained))
     }
@@ -250,7 +270,7 @@ pub fn sft(
     let (mut mcfg, tok) = loaded.model_and_tokenizer()?;
     // Rows: prompt + completion + <eos> with their trained marks, all padded to one length T + 1.
     let rows: Vec<(Vec<u32>, Vec<bool>)> = examples.iter().map(|e| e.tokens(&tok)).collect::<Result<_, _>>()?;
-    let (pad, eos) = (Special::Pad.id(), Special::Eos.id());
+    let (pad, eos) = (tok.pad_id(), tok.eos_id());
     let longest = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(2);
     // Rotary positions have no table, so a model pretrained on short windows is fine-tuned (and
     // later asked) at the length its examples need; learned positions stay bounded by their table.
@@ -381,6 +401,7 @@ pub fn sft(
         config_json,
         optimizer: optimizer.to_vec(),
         tokenizer_json: loaded.payload.tokenizer_json.clone(),
+        tokenizer_config_json: loaded.payload.tokenizer_config_json.clone(),
     };
     let state = TrainState::at(cfg.steps, tokens, cfg.seed, 0, started.elapsed().as_secs_f64());
     let dir = checkpoint::save(out_dir, &payload, state, 1)?;

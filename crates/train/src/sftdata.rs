@@ -108,7 +108,60 @@ pub fn chat_example(messages: &[(String, String)]) -> Result<Example, String> {
             break;
         }
     }
-    Ok(Example { prompt, completion, forced })
+    Ok(Example { prompt, completion, forced, messages: None })
+}
+
+/// A conversation rendered with an imported model's chat template, cut into pieces marked
+/// trained (what each assistant message adds to the text: its content and the template's end
+/// of turn) or not (everything else). Turn `i`'s trained piece is the difference between the
+/// conversation up to `i` rendered whole and the conversation before `i` rendered with the
+/// generation prompt; a template for which these are not prefixes of one another (one that
+/// rewrites earlier turns) is refused. Tool messages are not supported here.
+pub fn template_segments(
+    template: &tokenizer::ChatTemplate,
+    messages: &[(String, String)],
+) -> Result<Vec<(String, bool)>, String> {
+    let msgs: Vec<tokenizer::Message> = messages
+        .iter()
+        .map(|(role, content)| {
+            let role = match role.as_str() {
+                "system" => tokenizer::Role::System,
+                "user" => tokenizer::Role::User,
+                "assistant" => tokenizer::Role::Assistant,
+                other => {
+                    return Err(format!(
+                        "role `{other}` is not supported with a chat template (system, user, assistant)"
+                    ))
+                }
+            };
+            Ok(tokenizer::Message::new(role, content.clone()))
+        })
+        .collect::<Result<_, _>>()?;
+    if !msgs.iter().any(|m| m.role == tokenizer::Role::Assistant) {
+        return Err("no assistant message to learn from".into());
+    }
+    let render = |upto: usize, gen: bool| template.render(&msgs[..upto], gen).map_err(|e| e.to_string());
+    let mut pieces = Vec::new();
+    let mut done = 0; // bytes of the text emitted so far
+    let mut text = String::new();
+    for (i, m) in msgs.iter().enumerate() {
+        if m.role != tokenizer::Role::Assistant {
+            continue;
+        }
+        let before = render(i, true)?;
+        let through = render(i + 1, false)?;
+        if !before.starts_with(&text) || !through.starts_with(&before) {
+            return Err(format!(
+                "the chat template renders message {} in a way that rewrites the text before it; it cannot be fine-tuned turn by turn",
+                i + 1
+            ));
+        }
+        pieces.push((before[done..].to_string(), false));
+        pieces.push((through[before.len()..].to_string(), true));
+        done = through.len();
+        text = through;
+    }
+    Ok(pieces.into_iter().filter(|(t, _)| !t.is_empty()).collect())
 }
 
 fn header(role: &str) -> Result<&'static str, String> {
@@ -157,14 +210,14 @@ pub fn examples_from_jsonl(text: &str, path: &str) -> Result<Vec<Example>, Train
                     a <= b && b <= completion.len() && completion.is_char_boundary(a) && completion.is_char_boundary(b)
                 });
             if ok {
-                Ok(Example { prompt, completion, forced })
+                Ok(Example { prompt, completion, forced, messages: None })
             } else {
                 Err("`forced` must be sorted, disjoint byte ranges of the completion".into())
             }
         }
         Ok(Line::Chat { messages }) => {
             let turns: Vec<(String, String)> = messages.into_iter().map(|t| (t.role, t.content)).collect();
-            chat_example(&turns)
+            chat_example(&turns).map(|e| Example { messages: Some(turns), ..e })
         }
         Err(_) => Err("not an example: expected {\"prompt\", \"completion\"[, \"forced\"]} or \
                        {\"messages\": [{\"role\", \"content\"}, ...]}"

@@ -107,7 +107,7 @@ fn a_model_fine_tuned_on_tool_traces_answers_by_calling_tools() {
         .iter()
         .map(|t| {
             let (completion, forced) = tools::segments_with_forced(&tools::trace_to_chat(&t.tool_trace));
-            Example { prompt: eval::prompt(&t.question, AnswerMode::Tools), completion, forced }
+            Example { prompt: eval::prompt(&t.question, AnswerMode::Tools), completion, forced, messages: None }
         })
         .collect();
     let cfg = SftConfig {

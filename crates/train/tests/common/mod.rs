@@ -41,6 +41,7 @@ pub fn random_checkpoint_of(out: &Path, tok: &Tokenizer, cfg: ModelConfig) -> Pa
         config_json: serde_json::json!({ "model": cfg }).to_string(),
         optimizer: Vec::new(),
         tokenizer_json: tok.to_json_string().unwrap(),
+        tokenizer_config_json: tok.config_json().map(str::to_string),
     };
     let state = TrainState {
         format_version: checkpoint::FORMAT_VERSION,

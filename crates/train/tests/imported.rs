@@ -1,0 +1,82 @@
+//! Imported models (a Hugging Face folder and a GGUF file written by transformers / gguf-py,
+//! crates/interop/tests/golden) go through the stages like the project's own checkpoints:
+//! completion and chat with their own template and end-of-sequence ids, and supervised
+//! fine-tuning that teaches them a reply, saved as a checkpoint that keeps their tokenizer.
+
+use std::path::PathBuf;
+
+use model::engine::{self, Backend};
+use tokenizer::{Message, Role};
+use train::infer::{complete, ChatSession, CompleteOptions};
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/tests/golden").join(name)
+}
+
+#[test]
+fn hf_folder_and_gguf_file_complete_and_chat() {
+    let device = engine::device(Backend::Cpu).unwrap();
+    for path in [golden("qwen2"), golden("llama.gguf")] {
+        let (m, tok, cfg) = train::eval::load_for_inference(&path, &device).unwrap();
+        assert!(tok.is_foreign());
+        assert_eq!(tok.end_ids(), vec![2], "{}: <|im_end|> ends a turn", path.display());
+        assert!(tok.vocab_size() <= cfg.vocab_size, "the model's vocabulary covers the tokenizer's ids");
+        let prompt = tok.render_chat(&[Message::new(Role::User, "Where was Ilona born?")], true).unwrap();
+        assert_eq!(prompt, "<|im_start|>user\nWhere was Ilona born?<|im_end|>\n<|im_start|>assistant\n");
+        let opts = CompleteOptions { max_new: 6, n: 2, ..Default::default() };
+        let outs = complete(&m, &tok, &prompt, &opts, &|_, _| {}, &device).unwrap();
+        assert_eq!(outs.len(), 2);
+        assert!(outs.iter().all(|c| !c.tokens.is_empty() && c.tokens.len() <= 6));
+        let mut chat = ChatSession::new(Some("Be brief."));
+        let c = chat.reply(&m, &tok, "Hello", &CompleteOptions { max_new: 4, ..Default::default() }, &|_| {}, &device);
+        assert!(c.is_ok(), "{c:?}");
+        assert_eq!(chat.messages.len(), 3);
+    }
+}
+
+/// SFT from a Hugging Face folder: the model learns to answer one question with one reply, in
+/// its own chat format, and the checkpoint it writes keeps the imported tokenizer and template.
+#[test]
+fn sft_teaches_an_imported_model_and_keeps_its_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("chat.jsonl");
+    let line = serde_json::json!({"messages": [
+        {"role": "user", "content": "Where was Ilona born?"},
+        {"role": "assistant", "content": "Lormet, in 1948."}]});
+    let sum = serde_json::json!({"messages": [
+        {"role": "user", "content": "What is 2 + 3?"},
+        {"role": "assistant", "content": "2 + 3 = 5\n#### 5"}]});
+    std::fs::write(&data, format!("{line}\n{sum}\n")).unwrap();
+    // The same question as a GSM8K-style task file, graded by the numeric verifier.
+    let tasks_path = dir.path().join("gsm.jsonl");
+    std::fs::write(&tasks_path, "{\"question\": \"What is 2 + 3?\", \"answer\": \"2 + 3 = 5\\n#### 5\"}\n").unwrap();
+    let tasks = train::numeric::read_numeric_tasks(&tasks_path).unwrap();
+    let device = engine::device(Backend::Cpu).unwrap();
+    let (m0, tok0, _) = train::eval::load_for_inference(&golden("qwen2"), &device).unwrap();
+    let before = train::numeric::evaluate_numeric(&m0, &tok0, &tasks, 12, &device).unwrap();
+    let examples = train::sftdata::examples_from_jsonl(&std::fs::read_to_string(&data).unwrap(), "chat.jsonl").unwrap();
+    let cfg = train::sft::SftConfig {
+        steps: 40,
+        batch_size: 2,
+        warmup_steps: 2,
+        replay_fraction: 0.0,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..Default::default()
+    };
+    let out = dir.path().join("sft");
+    let s = train::sft::sft(&golden("qwen2"), &examples, &[], &cfg, &out, false).unwrap();
+    assert_eq!(examples.len(), 2);
+    assert!(s.last_loss < 0.2 * s.first_loss, "loss {} -> {}", s.first_loss, s.last_loss);
+    assert!(s.checkpoint.join("tokenizer_config.json").is_file());
+
+    let (m, tok, _) = train::eval::load_for_inference(&s.checkpoint, &device).unwrap();
+    assert!(tok.is_foreign() && tok.chat_template().is_some());
+    let prompt = tok.render_chat(&[Message::new(Role::User, "Where was Ilona born?")], true).unwrap();
+    let out = complete(&m, &tok, &prompt, &CompleteOptions { max_new: 16, ..Default::default() }, &|_, _| {}, &device)
+        .unwrap();
+    assert_eq!(out[0].text, "Lormet, in 1948.", "greedy reply after fine-tuning");
+    assert_eq!(out[0].finish, model::generate::Finish::Stop, "stopped at <|im_end|>");
+    let after = train::numeric::evaluate_numeric(&m, &tok, &tasks, 12, &device).unwrap();
+    assert_eq!((before.correct, after.correct), (0, 1), "before: {:?}, after: {:?}", before.items, after.items);
+    assert_eq!(after.items[0].predicted.as_deref(), Some("5"));
+}
