@@ -80,3 +80,37 @@ fn sft_teaches_an_imported_model_and_keeps_its_tokenizer() {
     assert_eq!((before.correct, after.correct), (0, 1), "before: {:?}, after: {:?}", before.items, after.items);
     assert_eq!(after.items[0].predicted.as_deref(), Some("5"));
 }
+
+/// DPO from a GGUF file: the chosen answer's margin over the rejected one rises, with the GGUF's
+/// own model as the frozen reference, and the checkpoint keeps the imported tokenizer.
+#[test]
+fn dpo_from_a_gguf_file_raises_the_margin() {
+    use train::prefs::{margins, prefs, Pair, PrefConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = golden("qwen2.gguf");
+    let pair = |q: &str, good: &str, bad: &str| Pair {
+        prompt: format!("<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"),
+        chosen: format!("{good}<|im_end|>"),
+        rejected: format!("{bad}<|im_end|>"),
+        chosen_forced: Vec::new(),
+        rejected_forced: Vec::new(),
+    };
+    let pairs = [pair("Where was Ilona born?", "Lormet", "1948"), pair("When was Ilona born?", "1948", "Lormet")];
+    let device = engine::device(Backend::Cpu).unwrap();
+    let (m0, tok, _) = train::eval::load_for_inference(&gguf, &device).unwrap();
+    let before: f64 = margins(&m0, &tok, &pairs, &device).unwrap().iter().sum();
+    let cfg = PrefConfig {
+        steps: 12,
+        batch_size: 2,
+        warmup_steps: 1,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..Default::default()
+    };
+    let opts = train::pretrain::RunOptions { quiet: true, ..Default::default() };
+    let s = prefs(&gguf, None, &pairs, &cfg, &dir.path().join("dpo"), &opts).unwrap();
+    assert!(s.checkpoint.join("tokenizer_config.json").is_file());
+    let (m1, tok1, _) = train::eval::load_for_inference(&s.checkpoint, &device).unwrap();
+    assert!(tok1.is_foreign());
+    let after: f64 = margins(&m1, &tok1, &pairs, &device).unwrap().iter().sum();
+    assert!(after > before + 2.0, "summed margin {before:.2} -> {after:.2}");
+}
