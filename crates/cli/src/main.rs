@@ -257,6 +257,8 @@ enum Command {
         #[arg(long, default_value = "q8_0")]
         quant: String,
     },
+    /// Serve a model over an OpenAI-compatible HTTP API, with a web chat page at / (crates/serve).
+    Serve(serve::ServeArgs),
     /// Parameter and FLOP counts of an architecture.
     Info {
         /// Recipe file whose [model] section to describe; default recipe if absent.
@@ -911,6 +913,7 @@ fn main() -> Result<()> {
             let types: Vec<String> = r.tensor_types.iter().map(|(t, n)| format!("{n} {t}")).collect();
             println!("wrote {} ({} bytes; tensors: {})", out.display(), r.bytes, types.join(", "));
         }
+        Command::Serve(args) => serve::run(args).context("ascent serve failed")?,
         Command::Info { config, preset } => {
             let mut cfg = load_config(&config)?;
             if let Some(p) = preset {
