@@ -114,3 +114,34 @@ fn dpo_from_a_gguf_file_raises_the_margin() {
     let after: f64 = margins(&m1, &tok1, &pairs, &device).unwrap().iter().sum();
     assert!(after > before + 2.0, "summed margin {before:.2} -> {after:.2}");
 }
+
+/// GRPO and distillation take imported models too: GRPO from a Hugging Face folder on a world's
+/// questions, distillation from the Qwen2 folder into the Mistral folder (the same tokenizer);
+/// each runs and writes a checkpoint that keeps the imported tokenizer.
+#[test]
+fn grpo_and_distill_take_imported_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world::World::generate(&world::WorldConfig { seed: 5, people: 16, ..Default::default() }).unwrap();
+    let tasks: Vec<world::Task> = w.tasks_in(world::Split::Train).into_iter().take(8).collect();
+    let cfg = train::grpo::GrpoConfig {
+        steps: 2,
+        questions: 2,
+        group: 2,
+        max_new: Some(6),
+        warmup_steps: 1,
+        dynamic_sampling: false,
+        ..Default::default()
+    };
+    let opts = train::pretrain::RunOptions { quiet: true, ..Default::default() };
+    let out = dir.path().join("grpo");
+    let g = train::grpo::grpo(&golden("qwen2"), None, &tasks, train::eval::AnswerMode::Trace, None, &cfg, &out, &opts)
+        .unwrap();
+    assert_eq!(g.metrics.len(), 2);
+    assert!(train::checkpoint::latest(&out).unwrap().join("tokenizer_config.json").is_file());
+
+    let examples = [train::sft::Example::new("Where was Ilona born?", " Lormet")];
+    let dcfg = train::distill::DistillConfig { steps: 3, batch_size: 1, warmup_steps: 1, ..Default::default() };
+    let d = train::distill::distill(&golden("qwen2"), &golden("mistral"), &examples, &[], &dcfg, &dir.path().join("d"))
+        .unwrap();
+    assert!(d.checkpoint.join("tokenizer_config.json").is_file());
+}
