@@ -225,13 +225,7 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
         mup_base_width: None,
     };
     model.validate().map_err(|e| bad(e.field, e.message))?;
-    let ids = |v: Option<&Value>| -> Vec<u32> {
-        match v {
-            Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
-            _ => Vec::new(),
-        }
-    };
+    let ids = token_ids;
     Ok(HfConfig {
         family,
         model,
@@ -239,6 +233,16 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
         bos_token_id: ids(cfg.get("bos_token_id")).first().copied(),
         dtype: cfg.get("torch_dtype").or_else(|| cfg.get("dtype")).and_then(Value::as_str).map(str::to_string),
     })
+}
+
+/// Token ids written as one number or a list (`eos_token_id` in config.json and
+/// generation_config.json).
+fn token_ids(v: Option<&Value>) -> Vec<u32> {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Whether `dir` looks like a Hugging Face model folder (it has a `config.json` with a
@@ -316,12 +320,8 @@ pub fn load(dir: &Path, device: &Device) -> Result<HfModel, ImportError> {
     let gen_path = dir.join("generation_config.json");
     if gen_path.exists() {
         let g = read_json(&gen_path)?;
-        match g.get("eos_token_id") {
-            Some(Value::Number(n)) => config.eos_token_ids = n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-            Some(Value::Array(a)) => {
-                config.eos_token_ids = a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect()
-            }
-            _ => {}
+        if g.get("eos_token_id").is_some_and(|v| v.is_number() || v.is_array()) {
+            config.eos_token_ids = token_ids(g.get("eos_token_id"));
         }
     }
 

@@ -44,6 +44,9 @@ struct Foreign {
     template: Option<ChatTemplate>,
     /// Ids that end a generation: `eos_token_ids` and the id of `eos_token`.
     end_ids: Vec<u32>,
+    /// The `bos_token` and `eos_token` strings.
+    bos_token: Option<String>,
+    eos_token: Option<String>,
 }
 
 impl fmt::Debug for Tokenizer {
@@ -207,9 +210,8 @@ impl Tokenizer {
             });
         }
         let template = match cfg.get("chat_template").and_then(|t| t.as_str()) {
-            Some(src) => Some(ChatTemplate::new(src, bos, eos).map_err(|e| TokenizerError::WrongTokenizer {
-                origin: origin.to_string(),
-                reason: format!("its chat template {e}"),
+            Some(src) => Some(ChatTemplate::new(src, bos.clone(), eos.clone()).map_err(|e| {
+                TokenizerError::WrongTokenizer { origin: origin.to_string(), reason: format!("its chat template {e}") }
             })?),
             None => None,
         };
@@ -219,7 +221,8 @@ impl Tokenizer {
         for (b, c) in table.iter().enumerate() {
             byte_ids[b] = inner.token_to_id(&c.to_string()).unwrap_or(u32::MAX);
         }
-        let foreign = Foreign { config_json: config_json.to_string(), template, end_ids };
+        let foreign =
+            Foreign { config_json: config_json.to_string(), template, end_ids, bos_token: bos, eos_token: eos };
         Ok(Tokenizer { inner, byte_ids, char_to_byte, foreign: Some(Box::new(foreign)) })
     }
 
@@ -240,6 +243,14 @@ impl Tokenizer {
     /// An imported tokenizer's `tokenizer_config.json` text (to store beside `tokenizer.json`).
     pub fn config_json(&self) -> Option<&str> {
         self.foreign.as_ref().map(|f| f.config_json.as_str())
+    }
+
+    /// An imported tokenizer's `bos_token` and `eos_token` strings (`tokenizer_config.json`).
+    pub fn special_strings(&self) -> (Option<&str>, Option<&str>) {
+        match &self.foreign {
+            Some(f) => (f.bos_token.as_deref(), f.eos_token.as_deref()),
+            None => (None, None),
+        }
     }
 
     /// An imported tokenizer's chat template, if it has one.

@@ -63,19 +63,13 @@ fn facts(tok: &Tokenizer) -> TokenizerFacts {
             eos_token_ids: vec![Special::End.id(), Special::Eos.id()],
             bos_token_id: Some(Special::Bos.id()),
         },
-        Some(cfg) => {
-            let v: serde_json::Value = serde_json::from_str(cfg).unwrap_or_default();
-            let text = |k: &str| match v.get(k) {
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(serde_json::Value::Object(o)) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
-                _ => None,
-            };
-            let bos_token = text("bos_token");
+        Some(_) => {
+            let (bos, eos) = tok.special_strings();
             TokenizerFacts {
                 chat_template: tok.chat_template().map(|t| t.source().to_string()),
-                bos_token_id: bos_token.as_deref().and_then(|b| tok.token_to_id(b)),
-                bos_token,
-                eos_token: text("eos_token"),
+                bos_token_id: bos.and_then(|b| tok.token_to_id(b)),
+                bos_token: bos.map(str::to_string),
+                eos_token: eos.map(str::to_string),
                 eos_token_ids: tok.end_ids(),
             }
         }
