@@ -4,8 +4,9 @@
 //! collapsible reasoning) in the DOM, and save a screenshot (`chat.png` in a temporary folder,
 //! and in `$ASCENT_SCREENSHOT_DIR` when set).
 //!
-//! Chromium and chromedriver are required: without them the test fails and says how to install
-//! them (`apt-get install chromium chromium-driver`); CI installs them.
+//! Chromium and chromedriver are required. When they are missing the test installs Debian's
+//! `chromium` and `chromium-driver` (apt-get, as root or with sudo), so `cargo test` on a fresh
+//! machine needs nothing else; if that fails, the test fails and says how to install them.
 
 mod common;
 
@@ -117,9 +118,28 @@ impl Driver {
     }
 }
 
+/// Installs Debian's chromium and chromium-driver with apt-get (sudo when not root); the
+/// outcome is judged by looking for the binaries afterwards.
+fn install_browser() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut c = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            c.args(["-n", "apt-get"]);
+        }
+        let _ = c.args(args).env("DEBIAN_FRONTEND", "noninteractive").stdout(Stdio::null()).status();
+    };
+    eprintln!("installing chromium and chromium-driver (Debian) for this test");
+    apt(&["update", "-qq"]);
+    apt(&["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]);
+}
+
 #[test]
 fn the_chat_page_streams_a_reply_in_headless_chromium() {
-    let install = "install them with `apt-get install chromium chromium-driver` (Debian; CI's .ci/run does this)";
+    if find_binary(&["chromium", "chromium-browser"]).is_none() || find_binary(&["chromedriver"]).is_none() {
+        install_browser();
+    }
+    let install = "install them with `apt-get install chromium chromium-driver` (Debian)";
     let chromium = find_binary(&["chromium", "chromium-browser"])
         .unwrap_or_else(|| panic!("Chromium is not installed: {install}"));
     let chromedriver =
