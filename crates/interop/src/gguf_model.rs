@@ -47,63 +47,48 @@ pub struct GgufModel {
     pub tensor_types: BTreeMap<String, usize>,
 }
 
-/// Hugging Face name of a llama.cpp tensor name (None for names with no counterpart).
-fn hf_name(gg: &str) -> Option<String> {
-    let fixed = match gg {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
+/// llama.cpp's tensor names and Hugging Face's: whole names, then the per-layer parts
+/// (`blk.N.<gguf>.weight` ⇄ `model.layers.N.<hf>.weight`).
+const WHOLE_NAMES: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+const LAYER_PARTS: [(&str, &str); 9] = [
+    ("attn_norm", "input_layernorm"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+
+/// `name` in the other convention: `to_hf` from llama.cpp's to Hugging Face's, else back. None
+/// for names with no counterpart.
+fn rename(name: &str, to_hf: bool) -> Option<String> {
+    let pick = |(gg, hf): (&'static str, &'static str)| if to_hf { (gg, hf) } else { (hf, gg) };
+    if let Some((_, to)) = WHOLE_NAMES.into_iter().map(pick).find(|(from, _)| *from == name) {
+        return Some(to.to_string());
     }
-    let rest = gg.strip_prefix("blk.")?;
-    let (layer, rest) = rest.split_once('.')?;
+    let (prefix, to_prefix) = if to_hf { ("blk.", "model.layers.") } else { ("model.layers.", "blk.") };
+    let (layer, rest) = name.strip_prefix(prefix)?.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (part, kind) = rest.rsplit_once('.')?;
-    let hf_part = match part {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf_part}.{kind}"))
+    let (_, to) = LAYER_PARTS.into_iter().map(pick).find(|(from, _)| *from == part)?;
+    Some(format!("{to_prefix}{layer}.{to}.{kind}"))
 }
 
-/// llama.cpp tensor name of a Hugging Face name (the inverse of [`hf_name`]).
+/// Hugging Face name of a llama.cpp tensor name.
+fn hf_name(gg: &str) -> Option<String> {
+    rename(gg, true)
+}
+
+/// llama.cpp tensor name of a Hugging Face name.
 fn gguf_name(hf: &str) -> Option<String> {
-    let fixed = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
-    }
-    let rest = hf.strip_prefix("model.layers.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    let (part, kind) = rest.rsplit_once('.')?;
-    let gg_part = match part {
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
-    Some(format!("blk.{layer}.{gg_part}.{kind}"))
+    rename(hf, false)
 }
 
 /// Rows of a `[heads·K, ...]` tensor (row length `cols`) from rotate-half order to ggml's
