@@ -10,7 +10,8 @@
 //! | no `output.weight` | tied embeddings |
 //! | Llama 3.1 scaling as a `rope_freqs.weight` tensor of per-pair divisors | `RopeScaling::Llama3`, recognised by recomputing the divisors (known presets, or the one the tensor's largest divisor and the context length imply) |
 //! | `rope.scaling.type = linear`, `rope.scaling.factor` | `RopeScaling::Linear` |
-//! | tokenizer as `tokenizer.ggml.{tokens, token_type, merges, pre}` | a `tokenizer.json` rebuilt from them (byte-level BPE only) |
+//! | tokenizer as `tokenizer.ggml.{model, tokens, token_type, merges, pre}` (`gpt2`: byte-level BPE) or `{tokens, scores, token_type}` (`llama`: SentencePiece BPE) | a `tokenizer.json` rebuilt from them: byte-level BPE, or BPE with byte fallback whose merges are ranked by the pieces' scores |
+//! | `tokenizer.ggml.add_bos_token`, `add_space_prefix` | a `TemplateProcessing` post-processor and `add_bos_token`; a `Prepend("▁")` normalizer |
 //! | matrices in F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K (and Q5_*, Q2_K, Q3_K, Q5_K) | dequantised to f32 on load |
 //!
 //! Export writes F32 1-D tensors (norms, biases) and the matrices in the requested type; a
@@ -43,6 +44,8 @@ pub struct GgufModel {
     pub bos_token_id: Option<u32>,
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
+    /// Whether prompts start with the beginning-of-sequence token (`tokenizer.ggml.add_bos_token`).
+    pub add_bos_token: bool,
     /// How many tensors the file stores in each ggml type.
     pub tensor_types: BTreeMap<String, usize>,
 }
@@ -315,14 +318,21 @@ pub fn load(path: &Path, device: &Device) -> Result<GgufModel, ImportError> {
         chat_template: file.get_str("tokenizer.chat_template").ok().map(str::to_string),
         eos_token_ids,
         bos_token_id,
+        add_bos_token: tok.add_bos,
         tensor_types,
     })
 }
 
 /// ggml token types (llama.cpp's `llama_token_type`).
 const TOKEN_NORMAL: i32 = 1;
+const TOKEN_UNKNOWN: i32 = 2;
 const TOKEN_CONTROL: i32 = 3;
 const TOKEN_USER_DEFINED: i32 = 4;
+const TOKEN_UNUSED: i32 = 5;
+const TOKEN_BYTE: i32 = 6;
+
+/// SentencePiece's space marker (U+2581).
+const SPACE: &str = "\u{2581}";
 
 /// Pre-tokenizer split patterns by `tokenizer.ggml.pre` (llama.cpp's names), for those that
 /// are not plain GPT-2 byte-level.
@@ -333,6 +343,9 @@ const QWEN2_SPLIT: &str =
 struct GgufTokenizer {
     json: String,
     tokens: Vec<String>,
+    /// Whether a prompt starts with the beginning-of-sequence token
+    /// (`tokenizer.ggml.add_bos_token`; llama.cpp's default: yes for SentencePiece, no for BPE).
+    add_bos: bool,
 }
 
 fn byte_level(use_regex: bool) -> Json {
@@ -343,25 +356,111 @@ fn split(pattern: &str) -> Json {
     json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
 }
 
-/// A `tokenizer.json` from a GGUF file's byte-level BPE tokenizer metadata.
+/// A `tokenizer.json` from a GGUF file's tokenizer metadata: byte-level BPE (`gpt2`) or
+/// SentencePiece (`llama`).
 fn tokenizer_from_metadata(file: &GgufFile, path: &Path) -> Result<GgufTokenizer, ImportError> {
     let bad = |field: &str, message: String| field_err(path, field, message);
     let model = file.get_str("tokenizer.ggml.model").map_err(|e| bad("tokenizer.ggml.model", e.to_string()))?;
-    if model != "gpt2" {
-        return Err(bad(
-            "tokenizer.ggml.model",
-            format!("is `{model}`; only byte-level BPE (`gpt2`: Llama 3, Qwen2, SmolLM, GPT-2) is supported, not SentencePiece (`llama`)"),
-        ));
-    }
     let tokens =
         file.get_str_array("tokenizer.ggml.tokens").map_err(|e| bad("tokenizer.ggml.tokens", e.to_string()))?;
-    let merges =
-        file.get_str_array("tokenizer.ggml.merges").map_err(|e| bad("tokenizer.ggml.merges", e.to_string()))?;
     let types: Vec<i32> = match file.get_i32_array("tokenizer.ggml.token_type") {
-        Ok(t) => t.to_vec(),
+        Ok(t) if t.len() == tokens.len() => t.to_vec(),
+        Ok(t) => {
+            return Err(bad(
+                "tokenizer.ggml.token_type",
+                format!("has {} entries for {} tokens", t.len(), tokens.len()),
+            ))
+        }
         Err(_) => vec![TOKEN_NORMAL; tokens.len()],
     };
-    let pre = file.get_str("tokenizer.ggml.pre").unwrap_or("default");
+    let flag = |key: &str, default: bool| file.get_bool(key).unwrap_or(default);
+    let id = |key: &str| file.get(key).and_then(Value::as_integer).and_then(|v| usize::try_from(v).ok());
+    let spm = match model {
+        "gpt2" => false,
+        "llama" => true,
+        other => {
+            return Err(bad(
+                "tokenizer.ggml.model",
+                format!("is `{other}`; supported: `gpt2` (byte-level BPE: Llama 3, Qwen2, SmolLM, GPT-2) and `llama` (SentencePiece BPE: Llama 2, Mistral, TinyLlama)"),
+            ))
+        }
+    };
+    let add_bos = flag("tokenizer.ggml.add_bos_token", spm);
+    let add_eos = flag("tokenizer.ggml.add_eos_token", false);
+    let mut tokenizer = if spm {
+        let scores =
+            file.get_f32_array("tokenizer.ggml.scores").map_err(|e| bad("tokenizer.ggml.scores", e.to_string()))?;
+        if scores.len() != tokens.len() {
+            return Err(bad(
+                "tokenizer.ggml.scores",
+                format!("has {} entries for {} tokens", scores.len(), tokens.len()),
+            ));
+        }
+        let unk = id("tokenizer.ggml.unknown_token_id")
+            .or_else(|| types.iter().position(|&t| t == TOKEN_UNKNOWN))
+            .and_then(|i| tokens.get(i));
+        sentencepiece_json(
+            tokens,
+            scores,
+            &types,
+            unk.map(String::as_str),
+            flag("tokenizer.ggml.add_space_prefix", true),
+        )
+    } else {
+        let merges =
+            file.get_str_array("tokenizer.ggml.merges").map_err(|e| bad("tokenizer.ggml.merges", e.to_string()))?;
+        byte_level_json(tokens, merges, &types, file.get_str("tokenizer.ggml.pre").unwrap_or("default"))
+            .map_err(|message| bad("tokenizer.ggml.pre", message))?
+    };
+    // What `tokenizer(text)` adds in transformers: the post-processor a Hugging Face
+    // tokenizer.json of the same model has.
+    let special = |key: &str, on: bool| on.then(|| id(key)).flatten().and_then(|i| tokens.get(i).map(|t| (t, i)));
+    let (bos, eos) = (special("tokenizer.ggml.bos_token_id", add_bos), special("tokenizer.ggml.eos_token_id", add_eos));
+    if bos.is_some() || eos.is_some() {
+        tokenizer["post_processor"] = template_processing(bos, eos);
+    }
+    Ok(GgufTokenizer {
+        json: serde_json::to_string(&tokenizer).expect("JSON values serialise"),
+        tokens: tokens.to_vec(),
+        add_bos: bos.is_some(),
+    })
+}
+
+/// A `TemplateProcessing` post-processor putting `bos` before and `eos` after each sequence.
+fn template_processing(bos: Option<(&String, usize)>, eos: Option<(&String, usize)>) -> Json {
+    let tok = |t: &String| json!({"SpecialToken": {"id": t, "type_id": 0}});
+    let seq = |id: &str, type_id: u32| json!({"Sequence": {"id": id, "type_id": type_id}});
+    let wrap = |id: &str, type_id: u32| -> Vec<Json> {
+        bos.iter().map(|(t, _)| tok(t)).chain([seq(id, type_id)]).chain(eos.iter().map(|(t, _)| tok(t))).collect()
+    };
+    let mut specials = serde_json::Map::new();
+    for (t, i) in bos.iter().chain(eos.iter()) {
+        specials.insert(t.to_string(), json!({"id": t, "ids": [i], "tokens": [t]}));
+    }
+    json!({"type": "TemplateProcessing", "single": wrap("A", 0),
+           "pair": wrap("A", 0).into_iter().chain(wrap("B", 1)).collect::<Vec<_>>(),
+           "special_tokens": specials})
+}
+
+/// Added tokens: control (special) and user-defined (not special) ones, and SentencePiece's
+/// unknown token; every token is in the model's vocabulary too (as Hugging Face stores them),
+/// so `tokenizers` keeps their ids instead of numbering them after the vocabulary.
+fn vocab_and_added(tokens: &[String], types: &[i32]) -> (serde_json::Map<String, Json>, Vec<Json>) {
+    let mut vocab = serde_json::Map::new();
+    let mut added = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let ty = types.get(i).copied().unwrap_or(TOKEN_NORMAL);
+        vocab.entry(t.clone()).or_insert(json!(i));
+        if matches!(ty, TOKEN_CONTROL | TOKEN_USER_DEFINED | TOKEN_UNKNOWN) {
+            added.push(json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                              "normalized": false, "special": ty != TOKEN_USER_DEFINED}));
+        }
+    }
+    (vocab, added)
+}
+
+/// A byte-level BPE `tokenizer.json` (`tokenizer.ggml.model = gpt2`).
+fn byte_level_json(tokens: &[String], merges: &[String], types: &[i32], pre: &str) -> Result<Json, String> {
     let pre_tokenizer = match pre {
         "default" | "gpt2" | "gpt-2" => byte_level(true),
         "llama3" | "llama-v3" | "llama-bpe" | "smaug-bpe" => {
@@ -372,23 +471,10 @@ fn tokenizer_from_metadata(file: &GgufFile, path: &Path) -> Result<GgufTokenizer
         }
         "smollm" => json!({"type": "Sequence", "pretokenizers": [
             {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
-        other => {
-            return Err(bad("tokenizer.ggml.pre", format!("is `{other}`; supported: gpt2, llama-bpe, qwen2, smollm")))
-        }
+        other => return Err(format!("is `{other}`; supported: gpt2, llama-bpe, qwen2, smollm")),
     };
-    let mut vocab = serde_json::Map::new();
-    let mut added = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let ty = types.get(i).copied().unwrap_or(TOKEN_NORMAL);
-        // Special tokens are in the model's vocabulary too (as Hugging Face stores them), so
-        // `tokenizers` keeps their ids instead of numbering them after the vocabulary.
-        vocab.insert(t.clone(), json!(i));
-        if ty == TOKEN_CONTROL || ty == TOKEN_USER_DEFINED {
-            added.push(json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-                              "normalized": false, "special": ty == TOKEN_CONTROL}));
-        }
-    }
-    let tokenizer = json!({
+    let (vocab, added) = vocab_and_added(tokens, types);
+    Ok(json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
@@ -400,44 +486,84 @@ fn tokenizer_from_metadata(file: &GgufFile, path: &Path) -> Result<GgufTokenizer
         "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
                   "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": merges},
-    });
-    Ok(GgufTokenizer {
-        json: serde_json::to_string(&tokenizer).expect("JSON values serialise"),
-        tokens: tokens.to_vec(),
+    }))
+}
+
+/// A SentencePiece BPE `tokenizer.json` (`tokenizer.ggml.model = llama`), laid out as the
+/// Llama 2 tokenizer.json on the Hugging Face hub: a `▁` prepended to each text fragment and
+/// spaces replaced by `▁` (llama.cpp's `add_space_prefix`, done after every special token as
+/// llama.cpp and transformers' legacy Llama tokenizer do), a BPE model with byte fallback
+/// (`<0xNN>` tokens), and merges derived from the scores.
+///
+/// SentencePiece merges the adjacent pair whose concatenation is the normal piece of highest
+/// score; a BPE model applies its lowest-ranked merge first. So every split of each normal
+/// piece into two normal pieces is a merge, ranked by the piece's score (highest first), then
+/// by the piece's id and the halves' ids (as transformers' `SentencePieceExtractor` does).
+fn sentencepiece_json(tokens: &[String], scores: &[f32], types: &[i32], unk: Option<&str>, space_prefix: bool) -> Json {
+    let normal: HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| types[i] == TOKEN_NORMAL)
+        .rev() // the first of duplicate pieces wins
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let mut ranked: Vec<(f32, usize, usize, usize, &str, &str)> = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if types[i] != TOKEN_NORMAL {
+            continue;
+        }
+        for (cut, _) in t.char_indices().skip(1) {
+            let (l, r) = t.split_at(cut);
+            if let (Some(&li), Some(&ri)) = (normal.get(l), normal.get(r)) {
+                ranked.push((scores[i], i, li, ri, l, r));
+            }
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2, a.3).cmp(&(b.1, b.2, b.3))));
+    let merges: Vec<Json> = ranked.iter().map(|m| json!([m.4, m.5])).collect();
+    let (vocab, added) = vocab_and_added(tokens, types);
+    let replace = |from: &str, to: &str| json!({"type": "Replace", "pattern": {"String": from}, "content": to});
+    let mut normalizers = Vec::new();
+    if space_prefix {
+        normalizers.push(json!({"type": "Prepend", "prepend": SPACE}));
+    }
+    normalizers.push(replace(" ", SPACE));
+    let mut decoders = vec![replace(SPACE, " "), json!({"type": "ByteFallback"}), json!({"type": "Fuse"})];
+    if space_prefix {
+        decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+    }
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": normalizers},
+        "pre_tokenizer": null,
+        "post_processor": null,
+        "decoder": {"type": "Sequence", "decoders": decoders},
+        "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
     })
 }
 
-/// The `tokenizer.ggml.*` metadata of a byte-level BPE `tokenizer.json`.
-fn tokenizer_metadata(tokenizer_json: &str, vocab_size: usize) -> Result<Vec<(String, Value)>, ImportError> {
+/// The `tokenizer.ggml.*` metadata of a `tokenizer.json`: a byte-level BPE one as `gpt2`, a
+/// SentencePiece-style one (byte fallback, `▁` for spaces: Llama 2, Mistral) as `llama` with
+/// scores that rank its merges. `add_bos` is `tokenizer.ggml.add_bos_token`.
+fn tokenizer_metadata(
+    tokenizer_json: &str,
+    vocab_size: usize,
+    add_bos: Option<bool>,
+) -> Result<Vec<(String, Value)>, ImportError> {
     let refuse = |why: String| ImportError::Export(format!("tokenizer.json {why}"));
     let tok: Json = serde_json::from_str(tokenizer_json).map_err(|e| refuse(format!("is not JSON: {e}")))?;
     if tok["model"]["type"] != "BPE" {
         return Err(refuse("is not a BPE tokenizer".into()));
     }
-    let pre = &tok["pre_tokenizer"];
-    let is_byte_level =
-        |v: &Json, regex: bool| v["type"] == "ByteLevel" && v["use_regex"].as_bool().unwrap_or(true) == regex;
-    let seq = pre["pretokenizers"].as_array().cloned().unwrap_or_default();
-    let split_pattern = |v: &Json| v["pattern"]["Regex"].as_str().map(str::to_string);
-    let pre_name = if is_byte_level(pre, true) {
-        "gpt2"
-    } else if seq.len() == 2 && is_byte_level(&seq[1], false) && split_pattern(&seq[0]).as_deref() == Some(LLAMA3_SPLIT)
-    {
-        "llama-bpe"
-    } else if seq.len() == 2 && is_byte_level(&seq[1], false) && split_pattern(&seq[0]).as_deref() == Some(QWEN2_SPLIT)
-    {
-        "qwen2"
-    } else if seq.len() == 2 && seq[0]["type"] == "Digits" && is_byte_level(&seq[1], true) {
-        "smollm"
-    } else {
-        return Err(refuse(
-            "has a pre-tokenizer llama.cpp has no name for (supported: GPT-2 byte-level, Llama 3, Qwen2, SmolLM)"
-                .into(),
-        ));
-    };
+    let spm = tok["model"]["byte_fallback"].as_bool() == Some(true);
+    let unk = tok["model"]["unk_token"].as_str();
     let mut tokens: Vec<Option<String>> = vec![None; vocab_size];
     let mut types = vec![TOKEN_NORMAL; vocab_size];
-    let vocab = tok["model"]["vocab"].as_object().ok_or_else(|| refuse("has no model.vocab".into()))?;
     let mut place = |id: u64, text: &str, ty: i32| -> Result<(), ImportError> {
         let slot = tokens
             .get_mut(id as usize)
@@ -446,15 +572,22 @@ fn tokenizer_metadata(tokenizer_json: &str, vocab_size: usize) -> Result<Vec<(St
         types[id as usize] = ty;
         Ok(())
     };
+    let vocab = tok["model"]["vocab"].as_object().ok_or_else(|| refuse("has no model.vocab".into()))?;
+    let is_byte_token = |t: &str| t.len() == 6 && t.starts_with("<0x") && t.ends_with('>');
     for (t, id) in vocab {
-        place(id.as_u64().ok_or_else(|| refuse(format!("gives `{t}` a non-integer id")))?, t, TOKEN_NORMAL)?;
+        let ty = if spm && is_byte_token(t) { TOKEN_BYTE } else { TOKEN_NORMAL };
+        place(id.as_u64().ok_or_else(|| refuse(format!("gives `{t}` a non-integer id")))?, t, ty)?;
     }
     for a in tok["added_tokens"].as_array().into_iter().flatten() {
-        let ty = if a["special"].as_bool().unwrap_or(false) { TOKEN_CONTROL } else { TOKEN_USER_DEFINED };
-        place(a["id"].as_u64().unwrap_or(u64::MAX), a["content"].as_str().unwrap_or_default(), ty)?;
+        let content = a["content"].as_str().unwrap_or_default();
+        let ty = match a["special"].as_bool().unwrap_or(false) {
+            _ if spm && Some(content) == unk => TOKEN_UNKNOWN,
+            true => TOKEN_CONTROL,
+            false => TOKEN_USER_DEFINED,
+        };
+        place(a["id"].as_u64().unwrap_or(u64::MAX), content, ty)?;
     }
     // Ids the tokenizer does not use (a vocabulary padded for speed) get placeholder names.
-    const TOKEN_UNUSED: i32 = 5;
     let tokens: Vec<String> = tokens
         .into_iter()
         .enumerate()
@@ -475,13 +608,93 @@ fn tokenizer_metadata(tokenizer_json: &str, vocab_size: usize) -> Result<Vec<(St
             _ => String::new(),
         })
         .collect();
-    Ok(vec![
-        ("tokenizer.ggml.model".into(), "gpt2".into()),
-        ("tokenizer.ggml.pre".into(), pre_name.into()),
-        ("tokenizer.ggml.tokens".into(), Value::Array(gguf::Array::String(tokens))),
-        ("tokenizer.ggml.token_type".into(), Value::Array(gguf::Array::I32(types))),
-        ("tokenizer.ggml.merges".into(), Value::Array(gguf::Array::String(merges))),
-    ])
+    let mut meta: Vec<(String, Value)> = if spm {
+        let (norm, pre) = (&tok["normalizer"], &tok["pre_tokenizer"]);
+        let parts = |v: &Json, key: &str| -> Vec<Json> {
+            match v[key].as_array() {
+                Some(list) => list.clone(),
+                None if v.is_object() => vec![v.clone()],
+                None => Vec::new(),
+            }
+        };
+        let norms = parts(norm, "normalizers");
+        let metaspace = parts(pre, "pretokenizers").into_iter().find(|p| p["type"] == "Metaspace");
+        let replaces_spaces = metaspace.is_some()
+            || norms.iter().any(|n| n["type"] == "Replace" && n["pattern"]["String"] == " " && n["content"] == SPACE);
+        if !replaces_spaces {
+            return Err(refuse(
+                "is a byte-fallback BPE that does not write spaces as `▁`; llama.cpp's SentencePiece tokenizer could not reproduce it".into(),
+            ));
+        }
+        let space_prefix = norms.iter().any(|n| n["type"] == "Prepend" && n["prepend"] == SPACE)
+            || metaspace.is_some_and(|m| {
+                m["prepend_scheme"].as_str().map_or(m["add_prefix_space"].as_bool().unwrap_or(true), |s| s != "never")
+            });
+        // A normal piece's score ranks the first merge that makes it (SentencePiece merges the
+        // pair making the piece of highest score); pieces no merge makes come after them all.
+        let mut rank: HashMap<String, usize> = HashMap::new();
+        for (r, m) in merges.iter().enumerate() {
+            rank.entry(m.replacen(' ', "", 1)).or_insert(r);
+        }
+        let scores: Vec<f32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match (types[i], rank.get(t)) {
+                (TOKEN_NORMAL, Some(&r)) => -(r as f32),
+                (TOKEN_NORMAL, None) => -((merges.len() + i) as f32),
+                _ => 0.0,
+            })
+            .collect();
+        let mut meta: Vec<(String, Value)> = vec![
+            ("tokenizer.ggml.model".into(), "llama".into()),
+            ("tokenizer.ggml.pre".into(), "default".into()),
+            ("tokenizer.ggml.tokens".into(), Value::Array(gguf::Array::String(tokens.clone()))),
+            ("tokenizer.ggml.scores".into(), Value::Array(gguf::Array::F32(scores))),
+            ("tokenizer.ggml.token_type".into(), Value::Array(gguf::Array::I32(types.clone()))),
+            ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(space_prefix)),
+        ];
+        if let Some(u) = unk.and_then(|u| tokens.iter().position(|t| t == u)) {
+            meta.push(("tokenizer.ggml.unknown_token_id".into(), (u as u32).into()));
+        }
+        meta
+    } else {
+        let pre = &tok["pre_tokenizer"];
+        let is_byte_level =
+            |v: &Json, regex: bool| v["type"] == "ByteLevel" && v["use_regex"].as_bool().unwrap_or(true) == regex;
+        let seq = pre["pretokenizers"].as_array().cloned().unwrap_or_default();
+        let split_pattern = |v: &Json| v["pattern"]["Regex"].as_str().map(str::to_string);
+        let pre_name = if is_byte_level(pre, true) {
+            "gpt2"
+        } else if seq.len() == 2
+            && is_byte_level(&seq[1], false)
+            && split_pattern(&seq[0]).as_deref() == Some(LLAMA3_SPLIT)
+        {
+            "llama-bpe"
+        } else if seq.len() == 2
+            && is_byte_level(&seq[1], false)
+            && split_pattern(&seq[0]).as_deref() == Some(QWEN2_SPLIT)
+        {
+            "qwen2"
+        } else if seq.len() == 2 && seq[0]["type"] == "Digits" && is_byte_level(&seq[1], true) {
+            "smollm"
+        } else {
+            return Err(refuse(
+                "has a pre-tokenizer llama.cpp has no name for (supported: GPT-2 byte-level, Llama 3, Qwen2, SmolLM, SentencePiece byte-fallback)"
+                    .into(),
+            ));
+        };
+        vec![
+            ("tokenizer.ggml.model".into(), "gpt2".into()),
+            ("tokenizer.ggml.pre".into(), pre_name.into()),
+            ("tokenizer.ggml.tokens".into(), Value::Array(gguf::Array::String(tokens))),
+            ("tokenizer.ggml.token_type".into(), Value::Array(gguf::Array::I32(types))),
+            ("tokenizer.ggml.merges".into(), Value::Array(gguf::Array::String(merges))),
+        ]
+    };
+    if let Some(flag) = add_bos {
+        meta.push(("tokenizer.ggml.add_bos_token".into(), Value::Bool(flag)));
+    }
+    Ok(meta)
 }
 
 /// The ggml type a matrix of rows `cols` wide gets when `wanted` is asked for: `wanted` when
@@ -536,7 +749,7 @@ pub fn export(
         meta.push((format!("{arch}.rope.scaling.type"), "linear".into()));
         meta.push((format!("{arch}.rope.scaling.factor"), (factor as f32).into()));
     }
-    meta.extend(tokenizer_metadata(spec.tokenizer_json, cfg.vocab_size)?);
+    meta.extend(tokenizer_metadata(spec.tokenizer_json, cfg.vocab_size, spec.add_bos_token)?);
     if let Some(b) = spec.bos_token_id {
         meta.push(("tokenizer.ggml.bos_token_id".into(), b.into()));
     }

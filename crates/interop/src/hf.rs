@@ -84,6 +84,8 @@ pub struct HfModel {
     /// `tokenizer_config.json`'s `bos_token` / `eos_token` strings, for the chat template.
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
+    /// `tokenizer_config.json`'s `add_bos_token`, when it says.
+    pub add_bos_token: Option<bool>,
 }
 
 fn read_json(path: &Path) -> Result<Value, ImportError> {
@@ -387,6 +389,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<HfModel, ImportError> {
         chat_template,
         bos_token: token_text(tc.get("bos_token")),
         eos_token: token_text(tc.get("eos_token")),
+        add_bos_token: tc.get("add_bos_token").and_then(Value::as_bool),
     })
 }
 
@@ -471,6 +474,8 @@ pub struct ExportSpec<'a> {
     pub eos_token: Option<&'a str>,
     pub eos_token_ids: &'a [u32],
     pub bos_token_id: Option<u32>,
+    /// Whether prompts start with `bos_token` (`add_bos_token`), when known.
+    pub add_bos_token: Option<bool>,
 }
 
 /// Write `model` as a Hugging Face folder at `dir` (F32 weights). The folder is written under
@@ -506,6 +511,9 @@ pub fn export(model: &Transformer, spec: &ExportSpec<'_>, dir: &Path) -> Result<
         }
         if let Some(e) = spec.eos_token {
             tc["eos_token"] = json!(e);
+        }
+        if let Some(a) = spec.add_bos_token {
+            tc["add_bos_token"] = json!(a);
         }
         if let Some(t) = spec.chat_template {
             tc["chat_template"] = json!(t);

@@ -58,8 +58,17 @@ pub fn is_importable(path: &Path) -> bool {
     is_gguf(path) || hf::is_hf_folder(path)
 }
 
-fn tokenizer_config(chat_template: Option<&str>, bos: Option<&str>, eos: Option<&str>, eos_ids: &[u32]) -> String {
+fn tokenizer_config(
+    chat_template: Option<&str>,
+    bos: Option<&str>,
+    eos: Option<&str>,
+    eos_ids: &[u32],
+    add_bos: Option<bool>,
+) -> String {
     let mut c = json!({"eos_token_ids": eos_ids});
+    if let Some(a) = add_bos {
+        c["add_bos_token"] = json!(a);
+    }
     if let Some(t) = chat_template {
         c["chat_template"] = json!(t);
     }
@@ -81,6 +90,7 @@ pub fn import(path: &Path, device: &Device) -> Result<Imported, ImportError> {
             g.bos_token.as_deref(),
             g.eos_token.as_deref(),
             &g.eos_token_ids,
+            Some(g.add_bos_token),
         );
         return Ok(Imported {
             path: path.to_path_buf(),
@@ -96,6 +106,7 @@ pub fn import(path: &Path, device: &Device) -> Result<Imported, ImportError> {
         h.bos_token.as_deref(),
         h.eos_token.as_deref(),
         &h.config.eos_token_ids,
+        h.add_bos_token,
     );
     Ok(Imported {
         path: path.to_path_buf(),

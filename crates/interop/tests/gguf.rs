@@ -127,6 +127,7 @@ fn f32_export_reads_back_bit_for_bit() {
             eos_token: h.eos_token.as_deref(),
             eos_token_ids: &h.config.eos_token_ids,
             bos_token_id: h.config.bos_token_id,
+            add_bos_token: h.add_bos_token,
         };
         let path = dir.path().join(format!("{name}.gguf"));
         let report = gguf_model::export(&h.model, &spec, GgmlType::F32, name, &path).unwrap();
@@ -169,6 +170,7 @@ fn quantised_exports_read_back_with_their_dequantisation_error() {
         eos_token: None,
         eos_token_ids: &[2],
         bos_token_id: Some(0),
+        add_bos_token: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let (ids, _) = expected("qwen2");
@@ -210,4 +212,102 @@ fn broken_gguf_files_name_the_file_and_the_problem() {
     assert!(e.contains("header.gguf") && e.contains("byte"), "{e}");
     let e = gguf_model::load(&golden("llama/config.json"), &device()).err().unwrap().to_string();
     assert!(e.contains("config.json") && e.contains("not a GGUF file"), "{e}");
+}
+
+/// `spm.expected.json`: texts and the ids they encode to.
+fn spm_cases() -> (Vec<(String, Vec<u32>, Option<String>)>, String) {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("spm.expected.json")).unwrap()).unwrap();
+    let cases = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let ids = c["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
+            (c["text"].as_str().unwrap().to_string(), ids, c["decoded"].as_str().map(str::to_string))
+        })
+        .collect();
+    (cases, v["chat_template"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn sentencepiece_gguf_tokenizes_as_sentencepiece_and_gives_transformers_logits() {
+    let imported = interop::import(&golden("spm.gguf"), &device()).unwrap();
+    let tok =
+        tokenizer::Tokenizer::foreign(imported.tokenizer_json.as_bytes(), &imported.tokenizer_config_json, "spm.gguf")
+            .unwrap();
+    let (cases, template) = spm_cases();
+    assert!(cases.len() >= 10);
+    for (text, ids, decoded) in &cases {
+        assert_eq!(&tok.encode(text), ids, "ids of {text:?}");
+        if let Some(d) = decoded {
+            assert_eq!(&tok.decode(ids), d, "decoding {text:?}");
+            let bytes: Vec<u8> = ids.iter().flat_map(|&i| tok.token_bytes(i).unwrap()).collect();
+            // Pieces write a space as `▁` and the first one carries the dummy prefix.
+            assert_eq!(String::from_utf8(bytes).unwrap(), if d.is_empty() { String::new() } else { format!(" {d}") });
+        }
+    }
+    // Byte fallback is exercised (é, 日本語, 🙂 are not pieces) and digits stay single.
+    let unicode = &cases.iter().find(|c| c.0.starts_with("Unicode")).unwrap().1;
+    assert!(unicode.iter().any(|&i| tok.id_to_token(i).unwrap().starts_with("<0x")), "byte tokens used");
+
+    // Prompts start with <s> (add_bos_token), once even when a chat template writes it.
+    assert_eq!(tok.bos_prefix(), Some(1));
+    assert_eq!(tok.encode_prompt("Ilona"), [vec![1], tok.encode("Ilona")].concat());
+    let chat =
+        tok.render_chat(&[tokenizer::Message::new(tokenizer::Role::User, "Where was Ilona born?")], true).unwrap();
+    assert!(chat.starts_with("<s>[INST] "), "{chat}");
+    let ids = tok.encode_prompt(&chat);
+    assert_eq!(ids.iter().filter(|&&i| i == 1).count(), 1, "one BOS: {ids:?}");
+    assert_eq!(tok.chat_template().unwrap().source(), template);
+    assert_eq!(tok.end_ids(), vec![2]);
+
+    // The model: transformers' logits for the prompt with BOS.
+    let (ids, want) = expected("spm");
+    assert_eq!(ids, tok.encode_prompt(&cases[0].0), "the prompt transformers was given");
+    let e = rel_err(&logits(&imported.model, &ids), &want);
+    assert!(e < 1e-4, "spm.gguf vs transformers: relative error {e}");
+}
+
+#[test]
+fn sentencepiece_tokenizer_exports_to_gguf_and_back_unchanged() {
+    let g = gguf_model::load(&golden("spm.gguf"), &device()).unwrap();
+    assert!(g.add_bos_token);
+    let spec = hf::ExportSpec {
+        tokenizer_json: &g.tokenizer_json,
+        chat_template: g.chat_template.as_deref(),
+        bos_token: g.bos_token.as_deref(),
+        eos_token: g.eos_token.as_deref(),
+        eos_token_ids: &g.eos_token_ids,
+        bos_token_id: g.bos_token_id,
+        add_bos_token: Some(true),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("again.gguf");
+    gguf_model::export(&g.model, &spec, GgmlType::F32, "again", &path).unwrap();
+    let back = gguf_model::load(&path, &device()).unwrap();
+    let file = gguf::GgufFile::open(&path).unwrap();
+    assert_eq!(file.get_str("tokenizer.ggml.model").unwrap(), "llama");
+    let original = gguf::GgufFile::open(golden("spm.gguf")).unwrap();
+    assert_eq!(
+        file.get_str_array("tokenizer.ggml.tokens").unwrap(),
+        original.get_str_array("tokenizer.ggml.tokens").unwrap()
+    );
+    assert_eq!(
+        file.get_i32_array("tokenizer.ggml.token_type").unwrap(),
+        original.get_i32_array("tokenizer.ggml.token_type").unwrap()
+    );
+    assert!(file.get_bool("tokenizer.ggml.add_bos_token").unwrap());
+    let a = tokenizers::Tokenizer::from_bytes(g.tokenizer_json.as_bytes()).unwrap();
+    let b = tokenizers::Tokenizer::from_bytes(back.tokenizer_json.as_bytes()).unwrap();
+    for (text, ids, _) in spm_cases().0 {
+        assert_eq!(b.encode(text.as_str(), false).unwrap().get_ids(), ids.as_slice(), "{text:?} after export");
+        assert_eq!(a.encode(text.as_str(), true).unwrap().get_ids(), b.encode(text.as_str(), true).unwrap().get_ids());
+    }
+    // A Hugging Face export carries the same tokenizer and says add_bos_token.
+    let folder = dir.path().join("hf");
+    hf::export(&g.model, &spec, &folder).unwrap();
+    let h = hf::load(&folder, &device()).unwrap();
+    assert_eq!(h.add_bos_token, Some(true));
+    assert_eq!(h.tokenizer_json, g.tokenizer_json);
 }

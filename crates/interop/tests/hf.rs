@@ -120,6 +120,7 @@ fn export_then_import_is_identity() {
             eos_token: m.eos_token.as_deref(),
             eos_token_ids: &m.config.eos_token_ids,
             bos_token_id: m.config.bos_token_id,
+            add_bos_token: m.add_bos_token,
         };
         hf::export(&m.model, &spec, &out).unwrap();
         // Never overwritten.

@@ -116,7 +116,7 @@ pub fn chat(req: ChatRequest, tok: &Tokenizer, format: &ChatFormat, limits: &Lim
     let text = format
         .render(&messages, listed)
         .map_err(|e| ApiError::invalid(format!("messages[{}]", e.index), e.to_string()))?;
-    let ids = tok.encode(&text);
+    let ids = tok.encode_prompt(&text);
     let mut spec = common(&knobs, vec![ids], limits, "messages")?;
     spec.chat = true;
     spec.chat_prompt = vec![true];
@@ -163,8 +163,8 @@ pub fn completion(
         None => Ok(ids),
     };
     let prompts: Vec<Vec<u32>> = match req.prompt {
-        PromptField::Text(s) => vec![tok.encode(&s)],
-        PromptField::Texts(v) => v.iter().map(|s| tok.encode(s)).collect(),
+        PromptField::Text(s) => vec![tok.encode_prompt(&s)],
+        PromptField::Texts(v) => v.iter().map(|s| tok.encode_prompt(s)).collect(),
         PromptField::Tokens(ids) => vec![check_ids(ids)?],
         PromptField::TokenLists(v) => v.into_iter().map(check_ids).collect::<Result<_, _>>()?,
     };

@@ -47,6 +47,12 @@ struct Foreign {
     /// The `bos_token` and `eos_token` strings.
     bos_token: Option<String>,
     eos_token: Option<String>,
+    /// The id a prompt starts with when the tokenizer adds a beginning-of-sequence token
+    /// (`add_bos_token` in `tokenizer_config.json`, else what the post-processor adds).
+    bos_prefix: Option<u32>,
+    /// SentencePiece-style pieces (`▁` for a space, `<0xNN>` byte tokens) rather than
+    /// byte-level characters.
+    spm_pieces: bool,
 }
 
 impl fmt::Debug for Tokenizer {
@@ -215,14 +221,35 @@ impl Tokenizer {
             })?),
             None => None,
         };
+        // A beginning-of-sequence token is added to prompts when the config says so
+        // (`add_bos_token`, the slow tokenizers' flag), else when the post-processor adds it
+        // (what `tokenizer(text)` does in transformers).
+        let bos_id = bos.as_deref().and_then(|b| inner.token_to_id(b));
+        let adds_bos = match cfg.get("add_bos_token").and_then(|v| v.as_bool()) {
+            Some(flag) => flag,
+            None => inner
+                .encode_fast("", true)
+                .map(|e| bos_id.is_some() && e.get_ids().first().copied() == bos_id)
+                .unwrap_or(false),
+        };
+        let spm_pieces = matches!(inner.get_decoder(), Some(DecoderWrapper::Sequence(_)))
+            && !matches!(inner.get_pre_tokenizer(), Some(PreTokenizerWrapper::ByteLevel(_)));
         let table = byte_to_char();
         let char_to_byte = (0..=255u8).map(|b| (table[usize::from(b)], b)).collect();
         let mut byte_ids = [0u32; 256];
         for (b, c) in table.iter().enumerate() {
-            byte_ids[b] = inner.token_to_id(&c.to_string()).unwrap_or(u32::MAX);
+            let piece = if spm_pieces { format!("<0x{b:02X}>") } else { c.to_string() };
+            byte_ids[b] = inner.token_to_id(&piece).unwrap_or(u32::MAX);
         }
-        let foreign =
-            Foreign { config_json: config_json.to_string(), template, end_ids, bos_token: bos, eos_token: eos };
+        let foreign = Foreign {
+            config_json: config_json.to_string(),
+            template,
+            end_ids,
+            bos_token: bos,
+            eos_token: eos,
+            bos_prefix: if adds_bos { bos_id } else { None },
+            spm_pieces,
+        };
         Ok(Tokenizer { inner, byte_ids, char_to_byte, foreign: Some(Box::new(foreign)) })
     }
 
@@ -316,6 +343,54 @@ impl Tokenizer {
         }
     }
 
+    /// Encodes a prompt the way the model saw text in training: as [`encode`](Self::encode),
+    /// with the beginning-of-sequence token first when the tokenizer adds one (an imported
+    /// Llama or Mistral tokenizer) and `text` does not already start with it (a chat template
+    /// that writes `bos_token` itself).
+    pub fn encode_prompt(&self, text: &str) -> Vec<u32> {
+        let mut ids = self.encode(text);
+        if let Some(bos) = self.foreign.as_ref().and_then(|f| f.bos_prefix) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        ids
+    }
+
+    /// Encodes the concatenation of `segments` as one text (so tokens may merge across their
+    /// boundaries, and a SentencePiece tokenizer adds its space prefix once), with per token the
+    /// mark of the segment its first byte lies in; starting with the beginning-of-sequence token
+    /// (marked `false`) as [`encode_prompt`](Self::encode_prompt) does. This is how an imported
+    /// model's training rows are cut into prompt and trained parts.
+    pub fn encode_marked(&self, segments: &[(&str, bool)]) -> Result<(Vec<u32>, Vec<bool>), TokenizerError> {
+        let text: String = segments.iter().map(|s| s.0).collect();
+        let enc = self.inner.encode(text.as_str(), false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        let mut ends = Vec::with_capacity(segments.len());
+        let mut at = 0;
+        for (t, _) in segments {
+            at += t.len();
+            ends.push(at);
+        }
+        let mark = |start: usize| {
+            let k = ends.partition_point(|&e| e <= start).min(segments.len().saturating_sub(1));
+            segments.get(k).is_some_and(|s| s.1)
+        };
+        let mut ids = enc.get_ids().to_vec();
+        let mut marks: Vec<bool> = enc.get_offsets().iter().map(|o| mark(o.0)).collect();
+        if let Some(bos) = self.bos_prefix() {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+                marks.insert(0, false);
+            }
+        }
+        Ok((ids, marks))
+    }
+
+    /// The id [`encode_prompt`](Self::encode_prompt) puts first, if any.
+    pub fn bos_prefix(&self) -> Option<u32> {
+        self.foreign.as_ref().and_then(|f| f.bos_prefix)
+    }
+
     /// Like [`encode`](Self::encode), but reports an error from the `tokenizers` pipeline
     /// instead of falling back to one token per byte.
     pub fn try_encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
@@ -363,6 +438,18 @@ impl Tokenizer {
             }
         }
         let token = self.inner.id_to_token(id)?;
+        if self.foreign.as_ref().is_some_and(|f| f.spm_pieces) {
+            // `<0xNN>` byte tokens; otherwise the piece with `▁` for each space.
+            let byte = token
+                .strip_prefix("<0x")
+                .and_then(|t| t.strip_suffix('>'))
+                .filter(|h| h.len() == 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            return Some(match byte {
+                Some(b) => vec![b],
+                None => token.replace('\u{2581}', " ").into_bytes(),
+            });
+        }
         token
             .chars()
             .map(|c| self.char_to_byte.get(&c).copied())

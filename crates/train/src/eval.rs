@@ -274,7 +274,7 @@ pub(crate) fn prompts_for(
         .enumerate()
         .map(|(i, t)| {
             let pre = prefixes.map_or("", |p| p[i].as_str());
-            tok.encode(&format!("{pre}{}", prompt(&t.question, mode)))
+            tok.encode_prompt(&format!("{pre}{}", prompt(&t.question, mode)))
         })
         .collect();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);

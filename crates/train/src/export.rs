@@ -52,6 +52,7 @@ struct TokenizerFacts {
     eos_token: Option<String>,
     eos_token_ids: Vec<u32>,
     bos_token_id: Option<u32>,
+    add_bos_token: Option<bool>,
 }
 
 fn facts(tok: &Tokenizer) -> TokenizerFacts {
@@ -62,6 +63,7 @@ fn facts(tok: &Tokenizer) -> TokenizerFacts {
             eos_token: Some(Special::End.text().to_string()),
             eos_token_ids: vec![Special::End.id(), Special::Eos.id()],
             bos_token_id: Some(Special::Bos.id()),
+            add_bos_token: None,
         },
         Some(_) => {
             let (bos, eos) = tok.special_strings();
@@ -71,6 +73,7 @@ fn facts(tok: &Tokenizer) -> TokenizerFacts {
                 bos_token: bos.map(str::to_string),
                 eos_token: eos.map(str::to_string),
                 eos_token_ids: tok.end_ids(),
+                add_bos_token: Some(tok.bos_prefix().is_some()),
             }
         }
     }
@@ -102,6 +105,7 @@ pub fn export(
         eos_token: f.eos_token.as_deref(),
         eos_token_ids: &f.eos_token_ids,
         bos_token_id: f.bos_token_id,
+        add_bos_token: f.add_bos_token,
     };
     let fail = |e: interop::ImportError| TrainError::Checkpoint { path: out.to_path_buf(), message: e.to_string() };
     match format {

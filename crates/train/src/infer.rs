@@ -73,7 +73,7 @@ pub fn complete(
     on_token: &(dyn Fn(usize, &str) + Sync),
     device: &Device,
 ) -> Result<Vec<Completion>, TrainError> {
-    let ids = tok.encode(prompt);
+    let ids = tok.encode_prompt(prompt);
     let max_new = budget(model, ids.len(), opts.max_new)?;
     // An ascent model ends a sequence with <|eos|> and, after a chat prompt, a turn with
     // <|end|>; an imported model at any of its end-of-sequence ids.

@@ -56,19 +56,33 @@ impl Example {
     /// never shares a token with the text around it.
     pub fn tokens(&self, tok: &Tokenizer) -> Result<(Vec<u32>, Vec<bool>), TrainError> {
         let bad = |m: String| TrainError::Data(format!("SFT example with prompt {:?}: {m}", self.prompt));
-        if let (Some(messages), true) = (&self.messages, tok.is_foreign()) {
-            // An imported model's chat template: its own turn markers end each assistant turn,
-            // so no end-of-sequence token is added.
-            let template = tok.chat_template().ok_or_else(|| {
-                bad("the model's tokenizer has no chat template to render the conversation with".into())
-            })?;
-            let mut ids = Vec::new();
-            let mut trained = Vec::new();
-            for (text, train) in crate::sftdata::template_segments(template, messages).map_err(bad)? {
-                let p = tok.encode(&text);
-                trained.extend(std::iter::repeat_n(train, p.len()));
-                ids.extend(p);
+        if tok.is_foreign() {
+            // An imported tokenizer may not tokenise pieces on their own as it does the whole
+            // text (a SentencePiece tokenizer prefixes every text it encodes with a space), so the
+            // row is encoded whole and each token takes the mark of the piece it starts in.
+            let encode = |pieces: &[(&str, bool)]| tok.encode_marked(pieces).map_err(|e| bad(e.to_string()));
+            if let Some(messages) = &self.messages {
+                // Its chat template's own turn markers end each assistant turn, so no
+                // end-of-sequence token is added.
+                let template = tok.chat_template().ok_or_else(|| {
+                    bad("the model's tokenizer has no chat template to render the conversation with".into())
+                })?;
+                let segments = crate::sftdata::template_segments(template, messages).map_err(bad)?;
+                let pieces: Vec<(&str, bool)> = segments.iter().map(|(t, m)| (t.as_str(), *m)).collect();
+                return encode(&pieces);
             }
+            let mut pieces = vec![(self.prompt.as_str(), false)];
+            let mut at = 0;
+            let c = &self.completion;
+            for &(a, b) in &self.forced {
+                check_range(c, at, a, b).map_err(bad)?;
+                pieces.extend([(&c[at..a], true), (&c[a..b], false)]);
+                at = b;
+            }
+            pieces.push((&c[at..], true));
+            let (mut ids, mut trained) = encode(&pieces)?;
+            ids.push(tok.eos_id());
+            trained.push(true);
             return Ok((ids, trained));
         }
         let mut ids = tok.encode(&self.prompt);
@@ -76,9 +90,7 @@ impl Example {
         let mut at = 0;
         let c = &self.completion;
         for &(a, b) in &self.forced {
-            if a < at || b < a || b > c.len() || !c.is_char_boundary(a) || !c.is_char_boundary(b) {
-                return Err(bad(format!("forced range {a}..{b} is not a sorted, disjoint range of the completion")));
-            }
+            check_range(c, at, a, b).map_err(bad)?;
             for (piece, train) in [(&c[at..a], true), (&c[a..b], false)] {
                 let p = tok.encode(piece);
                 trained.extend(std::iter::repeat_n(train, p.len()));
@@ -93,6 +105,14 @@ impl Example {
         trained.push(true);
         Ok((ids, trained))
     }
+}
+
+/// That forced range `a..b` of `completion` comes after `at`, in order, on character boundaries.
+fn check_range(completion: &str, at: usize, a: usize, b: usize) -> Result<(), String> {
+    if a < at || b < a || b > completion.len() || !completion.is_char_boundary(a) || !completion.is_char_boundary(b) {
+        return Err(format!("forced range {a}..{b} is not a sorted, disjoint range of the completion"));
+    }
+    Ok(())
 }
 
 /// The fine-tuning recipe.

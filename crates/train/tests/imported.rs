@@ -145,3 +145,47 @@ fn grpo_and_distill_take_imported_models() {
         .unwrap();
     assert!(d.checkpoint.join("tokenizer_config.json").is_file());
 }
+
+/// SFT from a SentencePiece GGUF (Llama 2's tokenizer kind and chat format): the conversation is
+/// encoded whole, so the reply's first piece is the `▁In` a prompt is followed by at inference
+/// (encoding the reply on its own would prefix it with a second space), the prompt starts with
+/// one `<s>`, and the taught reply comes back stopping at `</s>`.
+#[test]
+fn sft_from_a_sentencepiece_gguf_teaches_a_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = golden("spm.gguf");
+    let device = engine::device(Backend::Cpu).unwrap();
+    let (_, tok, _) = train::eval::load_for_inference(&gguf, &device).unwrap();
+    let messages = vec![
+        ("user".to_string(), "Where was Ilona born?".to_string()),
+        ("assistant".to_string(), "In Lormet, 1948.".to_string()),
+    ];
+    let example = train::sft::Example { messages: Some(messages), ..Default::default() };
+    let (ids, trained) = example.tokens(&tok).unwrap();
+    let prompt = tok.render_chat(&[Message::new(Role::User, "Where was Ilona born?")], true).unwrap();
+    assert_eq!(prompt, "<s>[INST] Where was Ilona born? [/INST]");
+    let prompt_ids = tok.encode_prompt(&prompt);
+    assert_eq!(prompt_ids.iter().filter(|&&i| i == 1).count(), 1, "one <s>");
+    let n = prompt_ids.len();
+    assert_eq!(&ids[..n], &prompt_ids[..], "the row starts with the prompt as inference encodes it");
+    assert!(trained[..n].iter().all(|t| !t) && trained[n..].iter().all(|&t| t), "{trained:?}");
+    assert_eq!(tok.id_to_token(ids[n]).as_deref(), Some("\u{2581}In"), "one space before the reply");
+    assert_eq!(ids.last(), Some(&2), "the template's </s> ends the turn and is trained");
+
+    let cfg = train::sft::SftConfig {
+        steps: 40,
+        batch_size: 1,
+        warmup_steps: 2,
+        replay_fraction: 0.0,
+        optim: train::config::OptimSection { lr: 3e-3, ..Default::default() },
+        ..Default::default()
+    };
+    let s = train::sft::sft(&gguf, &[example], &[], &cfg, &dir.path().join("sft"), false).unwrap();
+    assert!(s.last_loss < 0.2 * s.first_loss, "loss {} -> {}", s.first_loss, s.last_loss);
+    let (m, tok, _) = train::eval::load_for_inference(&s.checkpoint, &device).unwrap();
+    assert_eq!(tok.bos_prefix(), Some(1), "the checkpoint keeps add_bos_token");
+    let out = complete(&m, &tok, &prompt, &CompleteOptions { max_new: 16, ..Default::default() }, &|_, _| {}, &device)
+        .unwrap();
+    assert_eq!(out[0].text, "In Lormet, 1948.", "greedy reply after fine-tuning");
+    assert_eq!(out[0].finish, model::generate::Finish::Stop, "stopped at </s>");
+}
