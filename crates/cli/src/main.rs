@@ -154,11 +154,15 @@ enum Command {
         /// Hugging Face folder or a GGUF file.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Tasks as JSONL: the world's (e.g. runs/world/tasks/heldout.jsonl), or
-        /// `{"question", "answer"}` lines with the final answer after `####` (GSM8K's shape),
-        /// graded by a numeric verifier.
+        /// Tasks as JSONL: the world's (e.g. runs/world/tasks/heldout.jsonl), or your own
+        /// `{"question", "answer"[, "verifier"]}` lines (GSM8K's shape: the final answer after
+        /// `####`), each graded by its verifier.
         #[arg(long)]
         tasks: PathBuf,
+        /// The verifier of `{"question", "answer"}` lines that name none: numeric | name | exact
+        /// | integer | yes_no | choice.
+        #[arg(long, default_value = "numeric")]
+        verifier: String,
         /// direct (the answer after the question) | trace (reasoning, then the answer) | tools
         /// (tool calls run for real, then the answer; needs --kb).
         #[arg(long, default_value = "direct")]
@@ -175,7 +179,7 @@ enum Command {
         /// Prompts decoded together per thread.
         #[arg(long, default_value_t = 32)]
         batch: usize,
-        /// Tokens generated at most per answer (default: the mode's; 256 for a numeric task file).
+        /// Tokens generated at most per answer (default: the mode's; 256 for a question/answer file).
         #[arg(long)]
         max_new: Option<usize>,
     },
@@ -798,19 +802,21 @@ fn main() -> Result<()> {
                 f.out.join("scale-sweep.md").display()
             );
         }
-        Command::Eval { checkpoint, tasks, mode, kb, out, limit, batch, max_new } => {
+        Command::Eval { checkpoint, tasks, verifier, mode, kb, out, limit, batch, max_new } => {
             let text = std::fs::read_to_string(&tasks).with_context(|| format!("cannot read {}", tasks.display()))?;
-            if train::numeric::is_numeric_file(&text) {
-                // {"question", "answer"} with the final answer after ####: a numeric verifier.
-                let mut list = train::numeric::read_numeric_tasks(&tasks)?;
+            let verifier =
+                train::qa::QaVerifier::from_name(&verifier).map_err(|e| anyhow::anyhow!("--verifier: {e}"))?;
+            if train::qa::is_qa_file(&text) {
+                // {"question", "answer"[, "verifier"]}: each line graded by its verifier.
+                let mut list = train::qa::read_qa_tasks(&tasks, verifier)?;
                 if limit > 0 {
                     list.truncate(limit);
                 }
                 let device = model::engine::device(Backend::Cpu).map_err(anyhow::Error::msg)?;
                 let (m, tok, _) = train::eval::load_for_inference(&checkpoint, &device)?;
-                let r = train::numeric::evaluate_numeric(&m, &tok, &list, max_new.unwrap_or(256), &device)?;
+                let r = train::qa::evaluate_qa(&m, &tok, &list, max_new.unwrap_or(256), &device)?;
                 println!(
-                    "numeric: {}/{} correct, {:.1}% [{:.1}–{:.1}]",
+                    "{}/{} correct, {:.1}% [{:.1}–{:.1}]",
                     r.correct,
                     r.n,
                     100.0 * r.accuracy,

@@ -247,9 +247,13 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
     // experts at equal active parameters, a wider model.
     let mut moe = schedule.clone();
     moe.model.moe = Some(p.moe.clone());
+    // The wider model is parameterised by muP with the schedule rung's width as its base, so the
+    // peak rate tuned at that width carries over (under the standard parameterisation the best
+    // rate falls as width grows: `ascent sweep lr`); at the base width the two are the same model.
     let mut scale = schedule.clone();
     scale.model.d_model = p.scale_width;
     scale.model.n_heads = (p.n_heads * p.scale_width / p.d_model).max(1);
+    scale.model.mup_base_width = Some(p.d_model);
 
     let sft = SftConfig { seed, ..p.sft.clone() };
     // The student: the schedule rung's recipe at `student_width` (heads cut to keep their size).
@@ -340,8 +344,8 @@ pub fn rungs(p: &Preset, seed: u64) -> Vec<RungSpec> {
         RungSpec {
             name: "scale".into(),
             lever: format!(
-                "width {} (was {}) on the same tokens: a larger model, the same knowledge; {} seeds each",
-                p.scale_width, p.d_model, p.seeds
+                "width {} (was {}) on the same tokens, muP from base width {} so the tuned rate carries over: a larger model, the same knowledge; {} seeds each",
+                p.scale_width, p.d_model, p.d_model, p.seeds
             ),
             stage: Stage::Pretrain { renderings: p.renderings, config: Box::new(scale) },
             answer_mode: AnswerMode::Direct,

@@ -50,10 +50,10 @@ fn sft_teaches_an_imported_model_and_keeps_its_tokenizer() {
     // The same question as a GSM8K-style task file, graded by the numeric verifier.
     let tasks_path = dir.path().join("gsm.jsonl");
     std::fs::write(&tasks_path, "{\"question\": \"What is 2 + 3?\", \"answer\": \"2 + 3 = 5\\n#### 5\"}\n").unwrap();
-    let tasks = train::numeric::read_numeric_tasks(&tasks_path).unwrap();
+    let tasks = train::qa::read_qa_tasks(&tasks_path, train::qa::QaVerifier::Numeric).unwrap();
     let device = engine::device(Backend::Cpu).unwrap();
     let (m0, tok0, _) = train::eval::load_for_inference(&golden("qwen2"), &device).unwrap();
-    let before = train::numeric::evaluate_numeric(&m0, &tok0, &tasks, 12, &device).unwrap();
+    let before = train::qa::evaluate_qa(&m0, &tok0, &tasks, 12, &device).unwrap();
     let examples = train::sftdata::examples_from_jsonl(&std::fs::read_to_string(&data).unwrap(), "chat.jsonl").unwrap();
     let cfg = train::sft::SftConfig {
         steps: 40,
@@ -76,7 +76,7 @@ fn sft_teaches_an_imported_model_and_keeps_its_tokenizer() {
         .unwrap();
     assert_eq!(out[0].text, "Lormet, in 1948.", "greedy reply after fine-tuning");
     assert_eq!(out[0].finish, model::generate::Finish::Stop, "stopped at <|im_end|>");
-    let after = train::numeric::evaluate_numeric(&m, &tok, &tasks, 12, &device).unwrap();
+    let after = train::qa::evaluate_qa(&m, &tok, &tasks, 12, &device).unwrap();
     assert_eq!((before.correct, after.correct), (0, 1), "before: {:?}, after: {:?}", before.items, after.items);
     assert_eq!(after.items[0].predicted.as_deref(), Some("5"));
 }
