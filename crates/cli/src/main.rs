@@ -429,17 +429,33 @@ fn run_grpo(f: StageFlags) -> Result<()> {
         }
         _ => None,
     };
-    let tasks = run.load_tasks()?;
     let opts = RunOptions { resume: f.resume, fresh: f.fresh, stop_after: f.stop_after, quiet: false };
-    let s =
-        train::grpo::grpo(&run.init, run.reference.as_deref(), &tasks, run.mode, tools, &run.grpo, &run.out_dir, &opts)
-            .context("grpo failed")?;
+    let (s, n) = match run.load_questions()? {
+        Ok(tasks) => (
+            train::grpo::grpo(
+                &run.init,
+                run.reference.as_deref(),
+                &tasks,
+                run.mode,
+                tools,
+                &run.grpo,
+                &run.out_dir,
+                &opts,
+            ),
+            tasks.len(),
+        ),
+        Err(tasks) => (
+            train::grpo::grpo_qa(&run.init, run.reference.as_deref(), &tasks, &run.grpo, &run.out_dir, &opts),
+            tasks.len(),
+        ),
+    };
+    let s = s.context("grpo failed")?;
     println!(
         "done: {} of {} steps (from step {}) on {} questions in {:.1}s; reward {:.3} -> {:.3}, accuracy {:.3} -> {:.3}",
         s.metrics.len(),
         s.steps,
         s.resumed_from,
-        tasks.len(),
+        n,
         s.seconds,
         s.first_reward,
         s.last_reward,

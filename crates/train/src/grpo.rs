@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use model::burn::prelude::*;
 use model::burn::tensor::activation::log_softmax;
-use model::generate::{generate_many, Job};
+use model::generate::{generate_many, Job, Next};
 use model::{engine, Sampling, Transformer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,6 +55,7 @@ use crate::finetune;
 use crate::optim::{clip_global_norm, lr_policy, sharded_grads};
 use crate::prefs::row_tensors;
 use crate::pretrain::RunOptions;
+use crate::qa::{qa_done, qa_grade, qa_prompts, QaTask};
 use crate::schedule::lr_at;
 
 /// A GRPO run.
@@ -304,6 +305,24 @@ fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x6770)
 }
 
+/// What GRPO asks and how it rewards: the world's tasks answered in a mode and graded by their
+/// verifiers, or question/answer tasks of your own ([`crate::qa`]) asked as `ascent eval` asks
+/// them and graded by their named verifiers.
+#[derive(Clone, Copy, Debug)]
+pub enum Questions<'a> {
+    World(&'a [Task]),
+    Qa(&'a [QaTask]),
+}
+
+impl Questions<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::World(t) => t.len(),
+            Self::Qa(t) => t.len(),
+        }
+    }
+}
+
 /// Trains the model of checkpoint `init` with GRPO on `tasks` answered in `mode` (`tools` is the
 /// registry of [`AnswerMode::Tools`]) and writes `out_dir/checkpoints/step-N`. The KL reference
 /// is `reference` (default: `init`). With `opts.resume`, continues from the newest checkpoint in
@@ -320,8 +339,38 @@ pub fn grpo(
     out_dir: &Path,
     opts: &RunOptions,
 ) -> Result<GrpoSummary, TrainError> {
+    run(init, reference, Questions::World(tasks), mode, tools, cfg, out_dir, opts)
+}
+
+/// GRPO on question/answer tasks of your own: the reward is their verifier's verdict (plus
+/// `format_reward` when it can read an answer at all). Otherwise as [`grpo`].
+pub fn grpo_qa(
+    init: &Path,
+    reference: Option<&Path>,
+    tasks: &[QaTask],
+    cfg: &GrpoConfig,
+    out_dir: &Path,
+    opts: &RunOptions,
+) -> Result<GrpoSummary, TrainError> {
+    run(init, reference, Questions::Qa(tasks), AnswerMode::Direct, None, cfg, out_dir, opts)
+}
+
+/// Tokens an answer to a question/answer task may take when the recipe leaves `max_new` unset.
+pub const QA_MAX_NEW: usize = 128;
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    init: &Path,
+    reference: Option<&Path>,
+    tasks: Questions<'_>,
+    mode: AnswerMode,
+    tools: Option<Arc<Registry>>,
+    cfg: &GrpoConfig,
+    out_dir: &Path,
+    opts: &RunOptions,
+) -> Result<GrpoSummary, TrainError> {
     cfg.check()?;
-    if tasks.is_empty() {
+    if tasks.len() == 0 {
         return Err(TrainError::Data("GRPO needs at least one question".into()));
     }
     if mode == AnswerMode::Tools && tools.is_none() {
@@ -359,7 +408,7 @@ pub fn grpo(
         decay_fraction: 0.2,
     };
     let total_updates = cfg.steps * cfg.updates;
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "stage": "grpo",
         "model": mcfg,
         "grpo": cfg,
@@ -367,7 +416,15 @@ pub fn grpo(
         "init": init.display().to_string(),
         "reference": reference_dir.display().to_string(),
     });
-    let hook = answer_hook(&tok, mode, tools.as_deref());
+    if let Questions::Qa(_) = tasks {
+        config["questions"] = "qa".into();
+    }
+    let world_hook = answer_hook(&tok, mode, tools.as_deref());
+    let hook = |i: usize, ids: &[u32], forced: &[bool]| match tasks {
+        Questions::World(_) => world_hook(i, ids, forced),
+        Questions::Qa(_) if qa_done(&tok, ids) => Next::Stop,
+        Questions::Qa(_) => Next::Continue,
+    };
     let bar = finetune::progress("grpo", cfg.steps, start, opts.quiet);
     let started = Instant::now();
     let mut last = None;
@@ -376,15 +433,20 @@ pub fn grpo(
         // The step's questions and sampler seed.
         let mut rng = step_rng(cfg.seed, step);
         let draw = if cfg.dynamic_sampling { 2 * cfg.questions } else { cfg.questions };
-        let picked: Vec<Task> = rand::seq::index::sample(&mut rng, tasks.len(), draw.min(tasks.len()))
-            .into_iter()
-            .map(|i| tasks[i].clone())
-            .collect();
+        let picked: Vec<usize> = rand::seq::index::sample(&mut rng, tasks.len(), draw.min(tasks.len())).into_vec();
         let sampling = Sampling { seed: rng.random(), ..cfg.sampling.clone() };
 
         // A group of answers per question from π_old.
         let policy = model.valid();
-        let (prompts, max_new) = prompts_for(&policy, &tok, &picked, mode, cfg.max_new, None)?;
+        let (prompts, max_new) = match tasks {
+            Questions::World(all) => {
+                let picked: Vec<Task> = picked.iter().map(|&i| all[i].clone()).collect();
+                prompts_for(&policy, &tok, &picked, mode, cfg.max_new, None)?
+            }
+            Questions::Qa(all) => {
+                qa_prompts(&policy, &tok, picked.iter().map(|&i| &all[i]), cfg.max_new.unwrap_or(QA_MAX_NEW))?
+            }
+        };
         let jobs: Vec<Job> = prompts
             .iter()
             .enumerate()
@@ -397,7 +459,10 @@ pub fn grpo(
         let mut samples = Vec::with_capacity(gens.len());
         for (j, g) in gens.iter().enumerate() {
             let q = j / cfg.group;
-            let (_, predicted, correct) = grade(&tok, &picked[q], mode, &g.tokens);
+            let (_, predicted, correct) = match tasks {
+                Questions::World(all) => grade(&tok, &all[picked[q]], mode, &g.tokens),
+                Questions::Qa(all) => qa_grade(&tok, &all[picked[q]], &g.tokens),
+            };
             let formatted = predicted.is_some();
             samples.push(Sample {
                 row: sample_row(&prompts[q], &g.tokens, &g.forced),

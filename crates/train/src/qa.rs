@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 use tokenizer::{Message, Role, Tokenizer};
 use world::Verifier as WorldVerifier;
 
+use model::generate::{generate_many, Job, Next};
+use model::Sampling;
+
 use crate::error::{io_err, TrainError};
-use crate::infer::{complete, CompleteOptions};
 
 /// How a predicted answer is read and compared with the gold one (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,14 +258,61 @@ pub struct QaReport {
 
 /// The prompt a task is asked with: the model's chat template, or the QA format.
 pub fn qa_prompt(tok: &Tokenizer, question: &str) -> Result<String, TrainError> {
-    if tok.chat_template().is_some() {
+    if asks_in_chat(tok) {
         tok.render_chat(&[Message::new(Role::User, question)], true).map_err(|e| TrainError::Data(e.to_string()))
     } else {
         Ok(crate::eval::prompt(question, crate::eval::AnswerMode::Direct))
     }
 }
 
-/// Greedy answers to `tasks`, at most `max_new` tokens each, each graded by its verifier.
+/// Whether tasks are asked through the model's chat template (an imported model's); otherwise
+/// in the QA format, where the answer is the rest of the `Answer:` line.
+fn asks_in_chat(tok: &Tokenizer) -> bool {
+    tok.chat_template().is_some()
+}
+
+/// The prompts of `tasks`, encoded as inference encodes them, and the tokens each answer may
+/// take: `max_new` where it fits the context, else what the longest prompt leaves. A prompt that
+/// does not fit at all is an error.
+pub(crate) fn qa_prompts<'a>(
+    model: &Transformer,
+    tok: &Tokenizer,
+    tasks: impl IntoIterator<Item = &'a QaTask>,
+    max_new: usize,
+) -> Result<(Vec<Vec<u32>>, usize), TrainError> {
+    let prompts: Vec<Vec<u32>> =
+        tasks.into_iter().map(|t| Ok(tok.encode_prompt(&qa_prompt(tok, &t.question)?))).collect::<Result<_, _>>()?;
+    let max_seq = model.config().max_seq_len;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if longest >= max_seq {
+        return Err(TrainError::Data(format!(
+            "a prompt of {longest} tokens does not fit the model's context of {max_seq}"
+        )));
+    }
+    Ok((prompts, max_new.min(max_seq - longest)))
+}
+
+/// Whether an answer is finished: an end-of-sequence token, or, in the QA format, the end of
+/// the `Answer:` line.
+pub(crate) fn qa_done(tok: &Tokenizer, ids: &[u32]) -> bool {
+    ids.last().is_some_and(|&l| tok.is_eos(l)) || (!asks_in_chat(tok) && tok.decode(ids).contains('\n'))
+}
+
+/// The completion of `task` (up to its end), the answer its verifier reads from it, and whether
+/// that answer is right.
+pub(crate) fn qa_grade(tok: &Tokenizer, task: &QaTask, ids: &[u32]) -> (String, Option<String>, bool) {
+    let ids: Vec<u32> = ids.iter().copied().take_while(|&i| !tok.is_eos(i)).collect();
+    let mut completion = tok.decode(&ids);
+    if !asks_in_chat(tok) {
+        completion.truncate(completion.find('\n').unwrap_or(completion.len()));
+    }
+    let predicted = task.verifier.extract(&completion);
+    let correct = predicted.as_deref().is_some_and(|p| task.verifier.check(&task.gold, p));
+    (completion, predicted, correct)
+}
+
+/// Greedy answers to `tasks`, at most `max_new` tokens each (decoded in batches of 16), each
+/// graded by its verifier.
 pub fn evaluate_qa(
     model: &Transformer,
     tok: &Tokenizer,
@@ -272,22 +321,25 @@ pub fn evaluate_qa(
     device: &Device,
 ) -> Result<QaReport, TrainError> {
     let started = Instant::now();
-    let opts = CompleteOptions { max_new, ..Default::default() };
-    let mut items = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        let prompt = qa_prompt(tok, &t.question)?;
-        let c = complete(model, tok, &prompt, &opts, &|_, _| {}, device)?.remove(0);
-        let predicted = t.verifier.extract(&c.text);
-        let correct = predicted.as_deref().is_some_and(|p| t.verifier.check(&t.gold, p));
-        items.push(QaItem {
-            question: t.question.clone(),
-            gold: t.gold.clone(),
-            verifier: t.verifier,
-            completion: c.text,
-            predicted,
-            correct,
-        });
-    }
+    let (prompts, max_new) = qa_prompts(model, tok, tasks, max_new)?;
+    let hook = |_: usize, ids: &[u32], _: &[bool]| if qa_done(tok, ids) { Next::Stop } else { Next::Continue };
+    let generated = generate_many(model, &Job::numbered(&prompts), max_new, 16, &Sampling::greedy(), &hook, device)
+        .map_err(TrainError::Engine)?;
+    let items: Vec<QaItem> = tasks
+        .iter()
+        .zip(&generated)
+        .map(|(t, g)| {
+            let (completion, predicted, correct) = qa_grade(tok, t, &g.tokens);
+            QaItem {
+                question: t.question.clone(),
+                gold: t.gold.clone(),
+                verifier: t.verifier,
+                completion,
+                predicted,
+                correct,
+            }
+        })
+        .collect();
     let n = items.len();
     let correct = items.iter().filter(|i| i.correct).count();
     Ok(QaReport {

@@ -119,10 +119,15 @@ pub struct GrpoRun {
     /// The KL reference (default: `init`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<PathBuf>,
-    /// World tasks (JSONL, as `ascent world` writes them); the train split is used.
+    /// World tasks (JSONL, as `ascent world` writes them; the train split is used), or your own
+    /// `{"question", "answer"[, "verifier"]}` lines ([`crate::qa`]; all of them are used).
     pub tasks: PathBuf,
-    /// How the model answers: `trace` or `tools` (`direct` works too).
+    /// How the model answers world tasks: `trace` or `tools` (`direct` works too). Your own
+    /// tasks are asked as `ascent eval` asks them, and must leave it `direct`.
     pub mode: AnswerMode,
+    /// The verifier of your own tasks' lines that name none (default `numeric`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
     /// The knowledge base (`kb.jsonl`) the tools read, in tools mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kb: Option<PathBuf>,
@@ -138,10 +143,33 @@ impl GrpoRun {
             reference: None,
             tasks: "world/tasks.jsonl".into(),
             mode: AnswerMode::Trace,
+            verifier: None,
             kb: None,
             out_dir: "runs/grpo".into(),
             grpo: GrpoConfig::default(),
         }
+    }
+
+    /// The recipe's questions: your own question/answer tasks when the task file holds them
+    /// (`Ok(Err(tasks))`), else the train-split world tasks (`Ok(Ok(tasks))`).
+    #[allow(clippy::type_complexity)]
+    pub fn load_questions(&self) -> Result<Result<Vec<world::Task>, Vec<crate::qa::QaTask>>, TrainError> {
+        let text = std::fs::read_to_string(&self.tasks).map_err(|e| io_err(&self.tasks, "cannot read tasks", e))?;
+        if !crate::qa::is_qa_file(&text) {
+            return self.load_tasks().map(Ok);
+        }
+        if self.mode != AnswerMode::Direct {
+            return Err(TrainError::Config {
+                field: "mode".into(),
+                message: format!(
+                    "{} holds question/answer tasks, asked as `ascent eval` asks them: leave mode = \"direct\"",
+                    self.tasks.display()
+                ),
+            });
+        }
+        let default = crate::qa::QaVerifier::from_name(self.verifier.as_deref().unwrap_or("numeric"))
+            .map_err(|message| TrainError::Config { field: "verifier".into(), message })?;
+        crate::qa::read_qa_tasks(&self.tasks, default).map(Err)
     }
 
     /// The train-split tasks of the recipe's task file.
