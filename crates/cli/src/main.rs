@@ -911,10 +911,12 @@ fn main() -> Result<()> {
                 let printed = std::sync::Mutex::new(0usize);
                 let show = |text: &str| {
                     let mut n = printed.lock().expect("not poisoned");
-                    if text.len() > *n && text.is_char_boundary(*n) {
-                        print!("{}", &text[*n..]);
+                    // Replacement characters at the end are a character still being decoded.
+                    let ready = text.trim_end_matches('\u{FFFD}').len();
+                    if ready > *n && text.is_char_boundary(*n) {
+                        print!("{}", &text[*n..ready]);
                         let _ = std::io::stdout().flush();
-                        *n = text.len();
+                        *n = ready;
                     }
                 };
                 let c = session.reply(&m, &tok, line.trim_end_matches(['\n', '\r']), &opts, &show, &device)?;

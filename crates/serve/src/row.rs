@@ -302,13 +302,12 @@ fn held_back(text: &str, stop: &[String]) -> usize {
     keep
 }
 
-/// Length of a trailing replacement character (a partial UTF-8 sequence being decoded).
+/// Length of the trailing replacement characters of a partial UTF-8 sequence being decoded:
+/// one for a byte-level decoder, one per byte token (at most three: a character has four bytes)
+/// for a byte-fallback one (SentencePiece's `<0xNN>` tokens).
 fn partial_char(text: &str) -> usize {
-    if text.ends_with('\u{FFFD}') {
-        '\u{FFFD}'.len_utf8()
-    } else {
-        0
-    }
+    let n = text.chars().rev().take(3).take_while(|&c| c == '\u{FFFD}').count();
+    n * '\u{FFFD}'.len_utf8()
 }
 
 #[cfg(test)]
@@ -324,5 +323,7 @@ mod tests {
         assert_eq!(held_back("abc\n", &stop), 1);
         assert_eq!(held_back("abc", &stop), 0);
         assert_eq!(held_back("ab\u{FFFD}", &[]), 3);
+        assert_eq!(held_back("ab\u{FFFD}\u{FFFD}", &[]), 6);
+        assert_eq!(held_back("\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}", &[]), 9);
     }
 }
