@@ -450,7 +450,8 @@ fn vocab_and_added(tokens: &[String], types: &[i32]) -> (serde_json::Map<String,
     let mut added = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let ty = types.get(i).copied().unwrap_or(TOKEN_NORMAL);
-        vocab.entry(t.clone()).or_insert(json!(i));
+        // A piece listed twice maps to its last id, as in llama.cpp's `token_to_id`.
+        vocab.insert(t.clone(), json!(i));
         if matches!(ty, TOKEN_CONTROL | TOKEN_USER_DEFINED | TOKEN_UNKNOWN) {
             added.push(json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
                               "normalized": false, "special": ty != TOKEN_USER_DEFINED}));
@@ -504,7 +505,6 @@ fn sentencepiece_json(tokens: &[String], scores: &[f32], types: &[i32], unk: Opt
         .iter()
         .enumerate()
         .filter(|&(i, _)| types[i] == TOKEN_NORMAL)
-        .rev() // the first of duplicate pieces wins
         .map(|(i, t)| (t.as_str(), i))
         .collect();
     let mut ranked: Vec<(f32, usize, usize, usize, &str, &str)> = Vec::new();
