@@ -501,12 +501,8 @@ fn byte_level_json(tokens: &[String], merges: &[String], types: &[i32], pre: &st
 /// piece into two normal pieces is a merge, ranked by the piece's score (highest first), then
 /// by the piece's id and the halves' ids (as transformers' `SentencePieceExtractor` does).
 fn sentencepiece_json(tokens: &[String], scores: &[f32], types: &[i32], unk: Option<&str>, space_prefix: bool) -> Json {
-    let normal: HashMap<&str, usize> = tokens
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| types[i] == TOKEN_NORMAL)
-        .map(|(i, t)| (t.as_str(), i))
-        .collect();
+    let normal: HashMap<&str, usize> =
+        tokens.iter().enumerate().filter(|&(i, _)| types[i] == TOKEN_NORMAL).map(|(i, t)| (t.as_str(), i)).collect();
     let mut ranked: Vec<(f32, usize, usize, usize, &str, &str)> = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         if types[i] != TOKEN_NORMAL {
