@@ -7,6 +7,7 @@
 //! | `token_embd`, `blk.N.attn_q`, `ffn_gate`, `output_norm`, `output`, ... | `model.embed_tokens`, `model.layers.N.self_attn.q_proj`, `mlp.gate_proj`, `model.norm`, `lm_head` |
 //! | architecture `llama` (also Mistral, SmolLM): q and k rows permuted so that rotary pairs are adjacent (ggml's interleaved "normal" rope) | rotate-half rope: the permutation is undone on load, redone on export |
 //! | architecture `qwen2`: NEOX rope, not permuted; q/k/v biases | `qkv_bias` |
+//! | architecture `qwen3`: NEOX rope, not permuted; `attn_q_norm`, `attn_k_norm`; `attention.key_length` heads | `qk_norm`, `head_dim` |
 //! | no `output.weight` | tied embeddings |
 //! | Llama 3.1 scaling as a `rope_freqs.weight` tensor of per-pair divisors | `RopeScaling::Llama3`, recognised by recomputing the divisors (known presets, or the one the tensor's largest divisor and the context length imply) |
 //! | `rope.scaling.type = linear`, `rope.scaling.factor` | `RopeScaling::Linear` |
@@ -57,13 +58,15 @@ const WHOLE_NAMES: [(&str, &str); 3] = [
     ("output_norm.weight", "model.norm.weight"),
     ("output.weight", "lm_head.weight"),
 ];
-const LAYER_PARTS: [(&str, &str); 9] = [
+const LAYER_PARTS: [(&str, &str); 11] = [
     ("attn_norm", "input_layernorm"),
     ("ffn_norm", "post_attention_layernorm"),
     ("attn_q", "self_attn.q_proj"),
     ("attn_k", "self_attn.k_proj"),
     ("attn_v", "self_attn.v_proj"),
     ("attn_output", "self_attn.o_proj"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
     ("ffn_gate", "mlp.gate_proj"),
     ("ffn_up", "mlp.up_proj"),
     ("ffn_down", "mlp.down_proj"),
@@ -171,10 +174,10 @@ pub fn load(path: &Path, device: &Device) -> Result<GgufModel, ImportError> {
     let file = GgufFile::open(path).map_err(|e| file_err(path, e.to_string()))?;
     let bad = |field: &str, message: String| field_err(path, field, message);
     let arch = file.get_str("general.architecture").map_err(|e| file_err(path, e.to_string()))?.to_string();
-    if arch != "llama" && arch != "qwen2" {
+    if !matches!(arch.as_str(), "llama" | "qwen2" | "qwen3") {
         return Err(bad(
             "general.architecture",
-            format!("is `{arch}`; supported: llama (Llama, Mistral, SmolLM), qwen2"),
+            format!("is `{arch}`; supported: llama (Llama, Mistral, SmolLM), qwen2, qwen3"),
         ));
     }
     let key = |k: &str| format!("{arch}.{k}");
@@ -194,17 +197,20 @@ pub fn load(path: &Path, device: &Device) -> Result<GgufModel, ImportError> {
     let d_model = need("embedding_length")?;
     let n_heads = need("attention.head_count")?;
     let n_kv_heads = opt_usize("attention.head_count_kv")?.unwrap_or(n_heads);
-    let k = if n_heads > 0 { d_model / n_heads } else { 0 };
-    for field in ["rope.dimension_count", "attention.key_length", "attention.value_length"] {
+    // The head width: `attention.key_length` (Qwen3's heads are wider than embedding / heads),
+    // else embedding / heads; values and the rotation span the whole head.
+    let k = opt_usize("attention.key_length")?.unwrap_or(if n_heads > 0 { d_model / n_heads } else { 0 });
+    for field in ["rope.dimension_count", "attention.value_length"] {
         if let Some(v) = opt_usize(field)? {
             if v != k {
                 return Err(bad(
                     &key(field),
-                    format!("= {v}, but heads of width {k} (embedding / heads) are all that is supported"),
+                    format!("= {v}, but only heads whose keys, values and rotation are all {k} wide are supported"),
                 ));
             }
         }
     }
+    let head_dim = (k * n_heads != d_model).then_some(k);
     let embed = file
         .tensor("token_embd.weight")
         .map_err(|_| file_err(path, "has no token_embd.weight: not a language model"))?
@@ -259,6 +265,7 @@ pub fn load(path: &Path, device: &Device) -> Result<GgufModel, ImportError> {
 
     let tied = !file.tensors().iter().any(|t| t.name == "output.weight");
     let qkv_bias = file.tensors().iter().any(|t| t.name.ends_with("attn_q.bias"));
+    let qk_norm = file.tensors().iter().any(|t| t.name.ends_with("attn_q_norm.weight"));
     let config = ModelConfig {
         vocab_size,
         d_model,
@@ -272,7 +279,7 @@ pub fn load(path: &Path, device: &Device) -> Result<GgufModel, ImportError> {
         mlp: Mlp::Swiglu,
         position: Position::Rope { theta, scaling },
         tie_embeddings: tied,
-        qk_norm: false,
+        qk_norm,
         parallel_residual: false,
         bias: false,
         qkv_bias,
@@ -280,6 +287,7 @@ pub fn load(path: &Path, device: &Device) -> Result<GgufModel, ImportError> {
         moe: None,
         mla: None,
         mup_base_width: None,
+        head_dim,
     };
     config.validate().map_err(|e| bad(e.field, e.message))?;
 
@@ -724,7 +732,11 @@ pub fn export(
     if path.exists() {
         return Err(file_err(path, "already exists; choose a new file name (an export never overwrites)"));
     }
-    let arch = if cfg.qkv_bias { "qwen2" } else { "llama" };
+    let arch = match (cfg.qk_norm, cfg.qkv_bias) {
+        (true, _) => "qwen3",
+        (false, true) => "qwen2",
+        (false, false) => "llama",
+    };
     let Position::Rope { theta, scaling } = cfg.position else { unreachable!("checked by config_json") };
     let k = cfg.head_dim();
     let mut w = GgufWriter::new();
@@ -740,6 +752,8 @@ pub fn export(
         (format!("{arch}.attention.layer_norm_rms_epsilon"), (cfg.norm_eps as f32).into()),
         (format!("{arch}.rope.freq_base"), (theta as f32).into()),
         (format!("{arch}.rope.dimension_count"), (k as u32).into()),
+        (format!("{arch}.attention.key_length"), (k as u32).into()),
+        (format!("{arch}.attention.value_length"), (k as u32).into()),
     ];
     if let Some(RopeScaling::Linear { factor }) = scaling {
         meta.push((format!("{arch}.rope.scaling.type"), "linear".into()));

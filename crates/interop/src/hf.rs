@@ -39,6 +39,9 @@ pub enum Family {
     Mistral,
     /// Qwen2 / Qwen2.5 (`Qwen2ForCausalLM`): Llama with biases on q, k and v.
     Qwen2,
+    /// Qwen3 (`Qwen3ForCausalLM`): Llama with an RMSNorm on each query and key head (before
+    /// the rotation) and heads usually wider than `hidden_size / num_attention_heads`.
+    Qwen3,
 }
 
 impl Family {
@@ -47,6 +50,7 @@ impl Family {
             Family::Llama => "llama",
             Family::Mistral => "mistral",
             Family::Qwen2 => "qwen2",
+            Family::Qwen3 => "qwen3",
         }
     }
 
@@ -55,6 +59,7 @@ impl Family {
             Family::Llama => "LlamaForCausalLM",
             Family::Mistral => "MistralForCausalLM",
             Family::Qwen2 => "Qwen2ForCausalLM",
+            Family::Qwen3 => "Qwen3ForCausalLM",
         }
     }
 }
@@ -102,10 +107,11 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
         "llama" => Family::Llama,
         "mistral" => Family::Mistral,
         "qwen2" => Family::Qwen2,
+        "qwen3" => Family::Qwen3,
         other => {
             return Err(bad(
                 "model_type",
-                format!("is `{other}`; supported: llama (Llama, SmolLM, TinyLlama), mistral, qwen2"),
+                format!("is `{other}`; supported: llama (Llama, SmolLM, TinyLlama), mistral, qwen2, qwen3"),
             ))
         }
     };
@@ -131,14 +137,9 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
     let d_model = need("hidden_size")?;
     let n_heads = need("num_attention_heads")?;
     let n_kv_heads = usize_of("num_key_value_heads")?.unwrap_or(n_heads);
-    if let Some(k) = usize_of("head_dim")? {
-        if n_heads == 0 || k * n_heads != d_model {
-            return Err(bad(
-                "head_dim",
-                format!("= {k} is not hidden_size / num_attention_heads = {d_model} / {n_heads}; heads of another width are not supported"),
-            ));
-        }
-    }
+    // Heads of another width than hidden_size / num_attention_heads (Qwen3, Mistral NeMo);
+    // left unset when they are that width, as the project's own configs leave it.
+    let head_dim = usize_of("head_dim")?.filter(|&k| n_heads == 0 || k * n_heads != d_model);
     match cfg.get("hidden_act").and_then(Value::as_str) {
         None | Some("silu") => {}
         Some(other) => return Err(bad("hidden_act", format!("is `{other}`; only `silu` (SwiGLU) is supported"))),
@@ -197,7 +198,7 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
     // A sliding window changes nothing while the context fits in it: cap the context there.
     let window = match family {
         Family::Mistral => usize_of("sliding_window")?,
-        Family::Qwen2 if bool_of("use_sliding_window") == Some(true) => usize_of("sliding_window")?,
+        Family::Qwen2 | Family::Qwen3 if bool_of("use_sliding_window") == Some(true) => usize_of("sliding_window")?,
         _ => None,
     };
     if let Some(w) = window {
@@ -217,7 +218,7 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
         mlp: Mlp::Swiglu,
         position: Position::Rope { theta, scaling },
         tie_embeddings: bool_of("tie_word_embeddings").unwrap_or(false),
-        qk_norm: false,
+        qk_norm: family == Family::Qwen3,
         parallel_residual: false,
         bias: false,
         qkv_bias: family == Family::Qwen2,
@@ -225,6 +226,7 @@ pub fn model_config(cfg: &Value, path: &Path) -> Result<HfConfig, ImportError> {
         moe: None,
         mla: None,
         mup_base_width: None,
+        head_dim,
     };
     model.validate().map_err(|e| bad(e.field, e.message))?;
     let ids = token_ids;
@@ -396,7 +398,9 @@ pub fn load(dir: &Path, device: &Device) -> Result<HfModel, ImportError> {
 /// The Hugging Face `config.json` of an architecture, or why it has none (the field).
 pub fn config_json(cfg: &ModelConfig, eos_token_ids: &[u32], bos_token_id: Option<u32>) -> Result<Value, ImportError> {
     let refuse = |field: &str, why: &str| {
-        Err(ImportError::Export(format!("`{field}` {why}; a Hugging Face Llama or Qwen2 model has no such option")))
+        Err(ImportError::Export(format!(
+            "`{field}` {why}; a Hugging Face Llama, Qwen2 or Qwen3 model has no such option"
+        )))
     };
     if cfg.norm != Norm::Rms {
         return refuse("norm", "is LayerNorm");
@@ -410,8 +414,11 @@ pub fn config_json(cfg: &ModelConfig, eos_token_ids: &[u32], bos_token_id: Optio
     if cfg.bias {
         return refuse("bias", "is true (biases on every linear layer)");
     }
-    if cfg.qk_norm {
-        return refuse("qk_norm", "is true");
+    if cfg.qk_norm && cfg.qkv_bias {
+        return refuse(
+            "qk_norm",
+            "is true with qkv_bias (Qwen3 normalises queries and keys, Qwen2 biases them; none does both)",
+        );
     }
     if cfg.parallel_residual {
         return refuse("parallel_residual", "is true");
@@ -425,7 +432,11 @@ pub fn config_json(cfg: &ModelConfig, eos_token_ids: &[u32], bos_token_id: Optio
     if cfg.mup_base_width.is_some() {
         return refuse("mup_base_width", "is set (muP scales logits and attention)");
     }
-    let family = if cfg.qkv_bias { Family::Qwen2 } else { Family::Llama };
+    let family = match (cfg.qk_norm, cfg.qkv_bias) {
+        (true, _) => Family::Qwen3,
+        (false, true) => Family::Qwen2,
+        (false, false) => Family::Llama,
+    };
     let rope_scaling = match scaling {
         None => Value::Null,
         Some(RopeScaling::Linear { factor }) => json!({"rope_type": "linear", "factor": factor}),

@@ -2,9 +2,9 @@
 //!
 //! - [`hf`]: Hugging Face folders (`config.json`, `model.safetensors` or shards with
 //!   `model.safetensors.index.json`, `tokenizer.json`, `tokenizer_config.json`) of the
-//!   Llama family (Llama, SmolLM, Mistral, Qwen2), read and written.
+//!   Llama family (Llama, SmolLM, Mistral, Qwen2, Qwen3), read and written.
 //! - [`gguf_model`]: llama.cpp's GGUF files of the same family (architectures `llama` and
-//!   `qwen2`), quantised tensors dequantised on load, written in any type the `gguf` crate
+//!   `qwen2`, `qwen3`), quantised tensors dequantised on load, written in any type the `gguf` crate
 //!   quantises.
 //!
 //! The project's own weights already use Hugging Face Llama names and the `[out, in]` layout of
@@ -15,6 +15,8 @@
 //! | difference | where |
 //! |---|---|
 //! | Qwen2's biases on q/k/v (no other bias) | `ModelConfig::qkv_bias` |
+//! | Qwen3's RMSNorm on each query and key head, before the rotation | `ModelConfig::qk_norm` (`self_attn.q_norm`, `k_norm`) |
+//! | heads of another width than `hidden_size / num_attention_heads` (`head_dim`: Qwen3, Mistral NeMo) | `ModelConfig::head_dim` |
 //! | tied embeddings (`tie_word_embeddings`; SmolLM, Qwen2 small) | no `lm_head.weight`; a stored copy is checked equal and dropped |
 //! | `rope_theta` + `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5) | [`hf::model_config`] |
 //! | Llama 3.1 rope scaling, linear scaling | `model::RopeScaling` |

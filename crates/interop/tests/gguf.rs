@@ -95,6 +95,22 @@ fn llama_gguf_with_permuted_rows_and_rope_freqs_gives_transformers_logits() {
 }
 
 #[test]
+fn qwen3_gguf_with_wide_heads_and_qk_norm_gives_transformers_logits() {
+    let g = gguf_model::load(&golden("qwen3.gguf"), &device()).unwrap();
+    let h = hf::load(&golden("qwen3"), &device()).unwrap();
+    assert_eq!(g.arch, "qwen3");
+    assert_eq!(g.config, h.config.model, "head_dim from attention.key_length, qk_norm from attn_q_norm");
+    let (ids, want) = expected("qwen3");
+    assert_eq!(text_ids(&g.tokenizer_json), ids);
+    let f16 = with_matrices(&h.model, |_, v| round_trip(GgmlType::F16, v));
+    let got = logits(&g.model, &ids);
+    let e = rel_err(&got, &logits(&f16, &ids));
+    assert!(e < 1e-5, "qwen3.gguf vs the f16-rounded folder: relative error {e}");
+    let e = rel_err(&got, &want);
+    assert!(e < 5e-3, "qwen3.gguf vs transformers: relative error {e}");
+}
+
+#[test]
 fn qwen2_gguf_quantised_by_gguf_py_has_exactly_q8_0_error() {
     let g = gguf_model::load(&golden("qwen2.gguf"), &device()).unwrap();
     let h = hf::load(&golden("qwen2"), &device()).unwrap();
@@ -118,7 +134,7 @@ fn qwen2_gguf_quantised_by_gguf_py_has_exactly_q8_0_error() {
 #[test]
 fn f32_export_reads_back_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["llama", "qwen2"] {
+    for name in ["llama", "qwen2", "qwen3"] {
         let h = hf::load(&golden(name), &device()).unwrap();
         let spec = hf::ExportSpec {
             tokenizer_json: &h.tokenizer_json,

@@ -84,6 +84,20 @@ fn qwen2_bf16_tied_with_qkv_biases() {
 }
 
 #[test]
+fn qwen3_wide_heads_with_qk_norm() {
+    let m = check("qwen3");
+    assert_eq!(m.config.family, hf::Family::Qwen3);
+    let c = &m.config.model;
+    assert!(c.qk_norm && !c.qkv_bias && !c.tie_embeddings);
+    assert_eq!((c.head_dim, c.head_dim()), (Some(16), 16), "heads twice hidden_size / num_attention_heads");
+    let shapes: std::collections::BTreeMap<String, Vec<usize>> =
+        weights::named_tensors(&m.model).into_iter().map(|(n, s, _)| (n, s)).collect();
+    assert_eq!(shapes["model.layers.0.self_attn.q_proj.weight"], vec![64, 32]);
+    assert_eq!(shapes["model.layers.0.self_attn.o_proj.weight"], vec![32, 64]);
+    assert_eq!(shapes["model.layers.0.self_attn.q_norm.weight"], vec![16]);
+}
+
+#[test]
 fn mistral_f16_sliding_window() {
     let m = check("mistral");
     assert_eq!(m.config.family, hf::Family::Mistral);
@@ -110,7 +124,7 @@ fn llama_rope_scaling_matters() {
 #[test]
 fn export_then_import_is_identity() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["llama", "qwen2"] {
+    for name in ["llama", "qwen2", "qwen3"] {
         let m = hf::load(&golden(name), &device()).unwrap();
         let out = dir.path().join(name);
         let spec = hf::ExportSpec {
@@ -153,7 +167,12 @@ fn unsupported_and_malformed_configs_name_the_field() {
     };
     assert!(with("model_type", "gpt_neox".into()).contains("model_type"));
     assert!(with("hidden_act", "gelu".into()).contains("hidden_act"));
-    assert!(with("head_dim", 16.into()).contains("head_dim"));
+    assert!(with("head_dim", 0.into()).contains("head_dim"));
+    let mut wide = base.clone();
+    wide["head_dim"] = 16.into();
+    assert_eq!(hf::model_config(&wide, p).unwrap().model.head_dim(), 16, "heads wider than hidden / heads");
+    wide["head_dim"] = 8.into();
+    assert_eq!(hf::model_config(&wide, p).unwrap().model.head_dim, None, "the usual width is left unset");
     assert!(with("hidden_size", "32".into()).contains("hidden_size"));
     assert!(with("attention_bias", true.into()).contains("attention_bias"));
     assert!(with("rope_scaling", serde_json::json!({"type": "yarn", "factor": 4.0})).contains("yarn"));

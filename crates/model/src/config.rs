@@ -222,6 +222,11 @@ pub struct ModelConfig {
     /// one, so a learning rate tuned at the base width carries over to wider models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mup_base_width: Option<usize>,
+    /// The width of one attention head when it is not `d_model / n_heads` (Qwen3 and Gemma
+    /// heads are wider: queries and values are `n_heads · head_dim` wide, the output
+    /// projection maps them back to `d_model`); `None` = `d_model / n_heads`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -284,6 +289,7 @@ impl ModelConfig {
             moe: None,
             mla: None,
             mup_base_width: None,
+            head_dim: None,
         }
     }
 
@@ -313,6 +319,7 @@ impl ModelConfig {
             moe: None,
             mla: None,
             mup_base_width: None,
+            head_dim: None,
         };
         let target = Self::gpt2(vocab_size, d_model, n_layers, n_heads, max_seq_len).param_count().total;
         // Each unit of d_ff costs 3·D per layer; solve, then round to a multiple of 8.
@@ -339,9 +346,9 @@ impl ModelConfig {
         }
     }
 
-    /// Width of one attention head (K).
+    /// Width of one attention head (K): `head_dim` when set, else `d_model / n_heads`.
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.n_heads.max(1)
+        self.head_dim.unwrap_or(self.d_model / self.n_heads.max(1))
     }
 
     /// Width of the rotary part of a query or key: the whole head, or MLA's decoupled part.
@@ -400,8 +407,13 @@ impl ModelConfig {
                 return Err(err(field, "must be at least 1"));
             }
         }
-        if self.d_model % self.n_heads != 0 {
-            return Err(err("n_heads", format!("= {} does not divide d_model = {}", self.n_heads, self.d_model)));
+        match self.head_dim {
+            None if self.d_model % self.n_heads != 0 => {
+                return Err(err("n_heads", format!("= {} does not divide d_model = {}", self.n_heads, self.d_model)));
+            }
+            Some(0) => return Err(err("head_dim", "must be at least 1")),
+            Some(_) if self.mla.is_some() => return Err(err("head_dim", "is not supported with mla")),
+            _ => {}
         }
         if self.mla.is_none() && self.n_heads % self.n_kv_heads != 0 {
             return Err(err("n_kv_heads", format!("= {} does not divide n_heads = {}", self.n_kv_heads, self.n_heads)));
@@ -497,9 +509,9 @@ impl ModelConfig {
                 q + kv_a + kv_b + h * k * d + b(d)
             }
             None => {
-                let kv = self.n_kv_heads * k;
+                let (q, kv) = (h * k, self.n_kv_heads * k);
                 let qk_norm = if self.qk_norm { 2 * k } else { 0 };
-                d * d + qkv_b(d) + 2 * (d * kv + qkv_b(kv)) + d * d + b(d) + qk_norm
+                d * q + qkv_b(q) + 2 * (d * kv + qkv_b(kv)) + q * d + b(d) + qk_norm
             }
         }
     }
@@ -548,7 +560,7 @@ impl ModelConfig {
                 let (r, rd) = (m.kv_rank as u64, m.rope_dim as u64);
                 (d * h * (k + rd) + d * (r + rd) + r * 2 * h * k + h * k * d, h * (k + rd))
             }
-            None => (2 * d * d + 2 * d * (self.n_kv_heads as u64 * k), d),
+            None => (2 * d * h * k + 2 * d * (self.n_kv_heads as u64 * k), h * k),
         };
         let ffn = match &self.moe {
             Some(m) => {
@@ -558,7 +570,7 @@ impl ModelConfig {
             None => mats * d * self.d_ff as u64,
         };
         let matmul_params = l * (attn + ffn) + d * self.vocab_size as u64;
-        2 * matmul_params + l * 2 * seq as u64 * (qk_width + d)
+        2 * matmul_params + l * 2 * seq as u64 * (qk_width + h * k)
     }
 
     /// Training FLOPs per token (forward + backward ≈ 3 × forward).
@@ -581,7 +593,10 @@ impl ModelConfig {
         };
         let attn = match &self.mla {
             Some(m) => format!("{}h MLA r{} rope{}", self.n_heads, m.kv_rank, m.rope_dim),
-            None => format!("{}h/{}kv", self.n_heads, self.n_kv_heads),
+            None => match self.head_dim {
+                Some(k) => format!("{}h/{}kv × {k}", self.n_heads, self.n_kv_heads),
+                None => format!("{}h/{}kv", self.n_heads, self.n_kv_heads),
+            },
         };
         let ffn = match &self.moe {
             Some(m) => format!(

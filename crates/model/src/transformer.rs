@@ -237,6 +237,8 @@ pub struct Attention {
     pub k_norm: Option<Norm>,
     n_heads: usize,
     n_kv_heads: usize,
+    /// Width of one head (`ModelConfig::head_dim`).
+    head_dim: usize,
     /// MLA's `(kv_rank, rope_dim)`.
     latent: Option<(usize, usize)>,
     /// Attention scores are multiplied by this: `1/√w` for query/key width `w`, and `1/√(w·m)`
@@ -251,9 +253,9 @@ impl Attention {
         if let Some((r, rd)) = self.latent {
             return self.forward_latent(x, ctx, cache, r, rd);
         }
-        let [b, t, d] = x.dims();
+        let [b, t, _] = x.dims();
         let (h, n) = (self.n_heads, self.n_kv_heads);
-        let (k_dim, g) = (d / h, h / n);
+        let (k_dim, g) = (self.head_dim, h / n);
         let (k_proj, v_proj) = (self.k_proj.as_ref().expect("k_proj"), self.v_proj.as_ref().expect("v_proj"));
         let heads = |y: Tensor<3>, m: usize| y.reshape([b, t, m, k_dim]).swap_dims(1, 2); // (B, m, T, K)
         let mut q = heads(self.q_proj.forward(x.clone()), h); // (B, H, T, K)
@@ -275,7 +277,7 @@ impl Attention {
         // one batched matmul serve every group without copying keys or values.
         let q = q.reshape([b, n, g * t, k_dim]); // (B, N, G·T, K)
         let y = self.attend(q, k, v, ctx); // (B, N, G·T, K)
-        let y = y.reshape([b, h, t, k_dim]).swap_dims(1, 2).reshape([b, t, d]); // (B, T, D)
+        let y = y.reshape([b, h, t, k_dim]).swap_dims(1, 2).reshape([b, t, h * k_dim]); // (B, T, H·K)
         self.o_proj.forward(y)
     }
 
@@ -300,9 +302,9 @@ impl Attention {
         r: usize,
         rd: usize,
     ) -> Tensor<3> {
-        let [b, t, d] = x.dims();
+        let [b, t, _] = x.dims();
         let h = self.n_heads;
-        let k_dim = d / h;
+        let k_dim = self.head_dim;
         let q = self.q_proj.forward(x.clone()).reshape([b, t, h, k_dim + rd]).swap_dims(1, 2); // (B, H, T, K+R)
         let q_c = q.clone().narrow(3, 0, k_dim);
         let mut q_r = q.narrow(3, k_dim, rd);
@@ -326,7 +328,7 @@ impl Attention {
         let q = Tensor::cat(vec![q_c, q_r], 3); // (B, H, T, K+R)
         let k = Tensor::cat(vec![k_c, k_r.expand([b, h, s, rd])], 3); // (B, H, S, K+R)
         let y = self.attend(q, k, v, ctx); // (B, H, T, K)
-        let y = y.swap_dims(1, 2).reshape([b, t, d]);
+        let y = y.swap_dims(1, 2).reshape([b, t, h * k_dim]);
         self.o_proj.forward(y)
     }
 }
@@ -476,11 +478,12 @@ impl Transformer {
                 kv_a_proj_with_mqa: None,
                 kv_a_layernorm: None,
                 kv_b_proj: None,
-                o_proj: zero_bias(linear(d, d, out_std)),
+                o_proj: zero_bias(linear(h * k, d, out_std)),
                 q_norm: cfg.qk_norm.then(|| Norm::new(NormKind::Rms, k, cfg.norm_eps, device)),
                 k_norm: cfg.qk_norm.then(|| Norm::new(NormKind::Rms, k, cfg.norm_eps, device)),
                 n_heads: h,
                 n_kv_heads: cfg.n_kv_heads,
+                head_dim: k,
                 latent: cfg.mla.as_ref().map(|l| (l.kv_rank, l.rope_dim)),
                 scale,
             };

@@ -179,6 +179,9 @@ fn finite_differences_every_variant() {
     }
     variants.push(ModelConfig { tie_embeddings: false, ..base.clone() });
     variants.push(ModelConfig { qk_norm: true, ..base.clone() });
+    // Heads wider (Qwen3) and narrower than d_model / n_heads.
+    variants.push(ModelConfig { head_dim: Some(8), qk_norm: true, n_kv_heads: 2, ..base.clone() });
+    variants.push(ModelConfig { head_dim: Some(2), bias: true, ..base.clone() });
     variants.push(ModelConfig { parallel_residual: true, ..base.clone() });
     variants.push(ModelConfig { bias: true, ..base.clone() });
     variants.push(ModelConfig::gpt2(37, 16, 2, 4, 12));
@@ -195,6 +198,7 @@ fn kv_cache_matches_full_recomputation() {
         tiny(41),
         ModelConfig { n_kv_heads: 1, position: Position::Learned, ..tiny(41) },
         ModelConfig::gpt2(41, 16, 2, 2, 12),
+        ModelConfig { head_dim: Some(8), qk_norm: true, n_kv_heads: 2, ..tiny(41) },
     ];
     // MLA's cache holds the latent and the rotary key; generation with it must equal the
     // uncached forward. MoE routes each token on its own, so the cache does not change it.
@@ -283,6 +287,8 @@ fn parameter_count_matches_the_module() {
         tiny(50),
         ModelConfig::gpt2(50, 16, 2, 4, 12),
         ModelConfig { qk_norm: true, bias: true, tie_embeddings: false, ..tiny(50) },
+        ModelConfig { head_dim: Some(8), qk_norm: true, qkv_bias: true, ..tiny(50) },
+        ModelConfig { head_dim: Some(2), bias: true, ..ModelConfig::gpt2(50, 16, 2, 4, 12) },
     ];
     configs.extend(sparse_and_latent(&tiny(50)));
     configs.extend(sparse_and_latent(&ModelConfig::gpt2(50, 16, 2, 4, 12)));

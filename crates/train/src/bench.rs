@@ -75,6 +75,7 @@ impl BenchArgs {
             moe: None,
             mla: None,
             mup_base_width: None,
+            head_dim: None,
         }
     }
 }

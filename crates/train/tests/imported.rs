@@ -16,7 +16,7 @@ fn golden(name: &str) -> PathBuf {
 #[test]
 fn hf_folder_and_gguf_file_complete_and_chat() {
     let device = engine::device(Backend::Cpu).unwrap();
-    for path in [golden("qwen2"), golden("llama.gguf")] {
+    for path in [golden("qwen2"), golden("llama.gguf"), golden("qwen3"), golden("qwen3.gguf")] {
         let (m, tok, cfg) = train::eval::load_for_inference(&path, &device).unwrap();
         assert!(tok.is_foreign());
         assert_eq!(tok.end_ids(), vec![2], "{}: <|im_end|> ends a turn", path.display());

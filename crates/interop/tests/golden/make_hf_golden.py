@@ -9,12 +9,14 @@ and NAME.expected.safetensors (the text's token ids as `ids`, the logits as `log
   llama    LlamaForCausalLM, GQA, untied head, Llama 3.1 rope scaling, f32, sharded
   qwen2    Qwen2ForCausalLM, biases on q/k/v, tied embeddings, rope theta 1e6, bf16
   mistral  MistralForCausalLM, sliding window, f16
+  qwen3    Qwen3ForCausalLM, RMSNorm on each query and key head, heads twice as wide as
+           hidden_size / num_attention_heads (head_dim 16), untied head, f32
 
-and, from the llama and qwen2 folders, llama.gguf and qwen2.gguf as llama.cpp's
+and, from the llama, qwen2 and qwen3 folders, llama.gguf, qwen2.gguf and qwen3.gguf as llama.cpp's
 convert_hf_to_gguf.py lays them out (gguf-py's writer): llama.cpp tensor names, the q and k
 rows of the llama architecture permuted for ggml's interleaved rotary layout, Llama 3.1's
 scaling as a `rope_freqs.weight` tensor, the tokenizer as `tokenizer.ggml.*` arrays, 1-D
-tensors in F32 and matrices in F16 (llama) or Q8_0 (qwen2, quantised by gguf-py). Their
+tensors in F32 and matrices in F16 (llama, qwen3) or Q8_0 (qwen2, quantised by gguf-py). Their
 expected logits are the folders': an exact importer matches llama.gguf to f16 precision and
 qwen2.gguf to Q8_0 precision.
 
@@ -22,7 +24,8 @@ The weights are drawn at std 0.2 (transformers' 0.02 would make every logit near
 hide layout mistakes). The expected logits are computed in f32 from the stored weights (for
 bf16/f16 folders, the rounded values), so an exact importer matches them to f32 precision.
 
-Run from this folder:  pip install torch transformers tokenizers safetensors && python3 make_hf_golden.py
+Run from this folder:  pip install torch transformers tokenizers safetensors gguf && python3 make_hf_golden.py [NAME ...]
+(no names: all of them)
 """
 import json
 import math
@@ -33,7 +36,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, PreTrainedTokenizerFast,
-                          Qwen2Config, Qwen2ForCausalLM)
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEXT = "Ilona Varsk was born in Lormet in 1948. She works as a cartographer.\nQuestion: Where was Ilona born?"
@@ -61,7 +64,7 @@ def common(vocab):
 
 
 def build(name, model_cls, cfg, dtype, shard):
-    torch.manual_seed({"llama": 1, "qwen2": 2, "mistral": 3}[name])
+    torch.manual_seed({"llama": 1, "qwen2": 2, "mistral": 3, "qwen3": 4}[name])
     model = model_cls(cfg).eval()
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -117,8 +120,12 @@ def write_gguf(name, arch, matrix_type):
     w.add_head_count_kv(N)
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     rope = cfg["rope_parameters"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // H
     w.add_rope_freq_base(rope["rope_theta"])
-    w.add_rope_dimension_count(cfg["hidden_size"] // H)
+    w.add_rope_dimension_count(head_dim)
+    if head_dim != cfg["hidden_size"] // H:
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
     if rope.get("rope_type") == "llama3":
         # convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors: per-pair divisors.
         base, dim = rope["rope_theta"], cfg["hidden_size"] // H
@@ -162,7 +169,8 @@ def write_gguf(name, arch, matrix_type):
              "lm_head.weight": "output.weight"}
     per_layer = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
                  "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-                 "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                 "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+                 "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
                  "mlp.down_proj": "ffn_down"}
     for hf_name, data in tensors.items():
         if hf_name in names:
@@ -191,14 +199,24 @@ def write_gguf(name, arch, matrix_type):
 
 
 if __name__ == "__main__":
+    import sys
+    names = sys.argv[1:] or ["llama", "qwen2", "mistral", "qwen3"]
     vocab = tokenizer().backend_tokenizer.get_vocab_size() + 4  # padded like real checkpoints
-    llama = LlamaConfig(**common(vocab), tie_word_embeddings=False, rope_theta=500000.0,
-                        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 16})
-    build("llama", LlamaForCausalLM, llama, torch.float32, shard=True)
-    qwen2 = Qwen2Config(**common(vocab), tie_word_embeddings=True, rope_theta=1000000.0, use_sliding_window=False)
-    build("qwen2", Qwen2ForCausalLM, qwen2, torch.bfloat16, shard=False)
-    mistral = MistralConfig(**common(vocab), tie_word_embeddings=False, rope_theta=10000.0, sliding_window=4096)
-    build("mistral", MistralForCausalLM, mistral, torch.float16, shard=False)
-    write_gguf("llama", "llama", "f16")
-    write_gguf("qwen2", "qwen2", "q8_0")
+    if "llama" in names:
+        llama = LlamaConfig(**common(vocab), tie_word_embeddings=False, rope_theta=500000.0,
+                            rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                          "high_freq_factor": 4.0, "original_max_position_embeddings": 16})
+        build("llama", LlamaForCausalLM, llama, torch.float32, shard=True)
+        write_gguf("llama", "llama", "f16")
+    if "qwen2" in names:
+        qwen2 = Qwen2Config(**common(vocab), tie_word_embeddings=True, rope_theta=1000000.0, use_sliding_window=False)
+        build("qwen2", Qwen2ForCausalLM, qwen2, torch.bfloat16, shard=False)
+        write_gguf("qwen2", "qwen2", "q8_0")
+    if "mistral" in names:
+        mistral = MistralConfig(**common(vocab), tie_word_embeddings=False, rope_theta=10000.0, sliding_window=4096)
+        build("mistral", MistralForCausalLM, mistral, torch.float16, shard=False)
+    if "qwen3" in names:
+        qwen3 = Qwen3Config(**common(vocab), head_dim=16, tie_word_embeddings=False, rope_theta=1000000.0,
+                            use_sliding_window=False, attention_bias=False)
+        build("qwen3", Qwen3ForCausalLM, qwen3, torch.float32, shard=False)
+        write_gguf("qwen3", "qwen3", "f16")
