@@ -5,9 +5,11 @@
 //! transformers renders with `jinja2.Environment(trim_blocks=True, lstrip_blocks=True)`, the
 //! globals `messages`, `add_generation_prompt`, `bos_token`, `eos_token` (and `tools` when
 //! given), the function `raise_exception(msg)` and `strftime_now(fmt)`, and Python's string and
-//! dict methods (`.strip()`, `.startswith()`, `.items()`, ...). minijinja with the same settings
-//! and `minijinja_contrib`'s Python-compatible methods covers what Llama 3, Qwen2, Mistral and
-//! SmolLM templates use.
+//! dict methods (`.strip()`, `.startswith()`, `.items()`, ...), and its `tojson` (Python's
+//! `json.dumps`). minijinja with the same settings, `minijinja_contrib`'s Python-compatible
+//! methods and a `tojson` filter writing Python's separators covers what Llama 3, Qwen2, Qwen3,
+//! Mistral and SmolLM templates use (checked against transformers' rendering on templates in
+//! their style: tests/templates.rs).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +37,7 @@ fn environment(source: &str) -> Result<Environment<'static>, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, msg))
     });
     env.add_function("strftime_now", |fmt: String| strftime_now(&fmt));
+    env.add_filter("tojson", tojson);
     env.add_template_owned(NAME, source.to_string())?;
     Ok(env)
 }
@@ -83,6 +86,55 @@ impl ChatTemplate {
 
 /// The current UTC time formatted with the `strftime` codes chat templates use (`%Y %m %d %b
 /// %B %H %M %S %%`; others are kept as written).
+/// transformers' `tojson`: Python's `json.dumps(value, ensure_ascii=False, indent=indent)`, so
+/// `", "` and `": "` between items (tool schemas in a system prompt read as the model was
+/// trained on them) and no HTML escaping (minijinja's own `tojson` writes `<` as `\u003c`).
+/// Keys come in the order serde_json keeps them (sorted), where Python keeps insertion order.
+fn tojson(value: minijinja::Value, kwargs: minijinja::value::Kwargs) -> Result<minijinja::Value, Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    kwargs.assert_all_used()?;
+    let v = serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut out = Vec::new();
+    let written = match indent {
+        Some(n) => {
+            let pad = vec![b' '; n];
+            serde::Serialize::serialize(
+                &v,
+                &mut serde_json::Serializer::with_formatter(
+                    &mut out,
+                    serde_json::ser::PrettyFormatter::with_indent(&pad),
+                ),
+            )
+        }
+        None => serde::Serialize::serialize(&v, &mut serde_json::Serializer::with_formatter(&mut out, PythonFormatter)),
+    };
+    written.map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    Ok(minijinja::Value::from_safe_string(String::from_utf8(out).expect("JSON is UTF-8")))
+}
+
+/// Python's default JSON separators on one line: `", "` and `": "`.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
 fn strftime_now(fmt: &str) -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format_time(secs, fmt)

@@ -1,0 +1,38 @@
+//! Chat templates in the style of real model families (tests/golden/make_templates.py): the
+//! constructs they use (`namespace`, `messages[::-1]`, Python string methods, `tojson`,
+//! `is string`, `raise_exception`, whitespace control, `tojson` with Python's separators and no
+//! HTML escaping) render exactly as transformers renders them, and a template that raises fails
+//! here too. (The fixture's tool schema is written with sorted keys: JSON objects keep sorted
+//! keys here, insertion order in Python.)
+
+use serde_json::Value;
+use tokenizer::template::ChatTemplate;
+
+#[test]
+fn templates_render_as_transformers_renders_them() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/templates.json");
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let tools: Vec<Value> = golden["tools"].as_array().unwrap().clone();
+    let cases = golden["cases"].as_array().unwrap();
+    assert!(cases.len() >= 14);
+    for case in cases {
+        let name = case["template"].as_str().unwrap();
+        let conv = case["conversation"].as_str().unwrap();
+        let gen = case["add_generation_prompt"].as_bool().unwrap();
+        let source = golden["templates"][name].as_str().unwrap();
+        let t = ChatTemplate::new(source, Some("<s>".into()), Some("</s>".into())).unwrap();
+        let messages = golden["conversations"][conv].as_array().unwrap();
+        let with_tools = case["tools"].as_bool().unwrap().then_some(tools.as_slice());
+        let got = t.render_values(messages, with_tools, gen);
+        match (&case["rendered"], &case["error"]) {
+            (Value::String(want), _) => {
+                assert_eq!(got.as_deref().map_err(|e| e.to_string()), Ok(want.as_str()), "{name} / {conv} / {gen}")
+            }
+            (_, Value::String(why)) => {
+                let e = got.expect_err("transformers raised").to_string();
+                assert!(e.contains(why.as_str()), "{name} / {conv}: {e}");
+            }
+            _ => panic!("a case has neither `rendered` nor `error`"),
+        }
+    }
+}
