@@ -31,9 +31,12 @@
 //! An imported model (a Hugging Face folder or a GGUF file) brings its own Jinja chat template
 //! and end-of-sequence ids instead ([`ChatFormat::Template`]): the conversation is rendered by
 //! its template (messages in OpenAI's shape, `tool_calls` arguments as objects, and the declared
-//! `tools` as the template's `tools`), a reply ends at one of its end ids, and every other token
-//! is text (its own reasoning or tool-call markup is not parsed). A model without a template
-//! takes text completions only. Nothing outside this module renders chat or decides where a
+//! `tools` as the template's `tools`), and a reply ends at one of its end ids. When its
+//! vocabulary has them as single tokens, `<think>` … `</think>` is its reasoning
+//! (`reasoning_content`, Qwen3 and DeepSeek-R1 distills) and `<tool_call>` … `</tool_call>` a call
+//! written as Hermes-style JSON, `{"name": ..., "arguments": {...}}` (Qwen2.5, Qwen3, Hermes),
+//! returned to the client as `tool_calls` (the server never runs an imported model's calls);
+//! every other token is text. A model without a template takes text completions only. Nothing outside this module renders chat or decides where a
 //! reply ends.
 //!
 //! Message text is tokenised as it is: text that spells a special token (`<|end|>`) becomes that
@@ -95,8 +98,10 @@ pub struct ToolSpec {
 pub enum ChatFormat {
     /// The project's format over the reserved special tokens (see the module doc).
     Project,
-    /// An imported model's chat template and end-of-sequence ids.
-    Template { template: ChatTemplate, end_ids: Vec<u32> },
+    /// An imported model's chat template, end-of-sequence ids, and the ids of its reasoning
+    /// and tool-call markup tokens (`<think>`, `</think>`, `<tool_call>`, `</tool_call>`) that
+    /// its vocabulary has.
+    Template { template: ChatTemplate, end_ids: Vec<u32>, markup: Vec<(u32, Marker)> },
     /// An imported model without a template: text completions only.
     NoTemplate { end_ids: Vec<u32> },
 }
@@ -106,7 +111,11 @@ impl ChatFormat {
     pub fn of(tok: &Tokenizer) -> Self {
         match (tok.is_foreign(), tok.chat_template()) {
             (false, _) => ChatFormat::Project,
-            (true, Some(t)) => ChatFormat::Template { template: t.clone(), end_ids: tok.end_ids() },
+            (true, Some(t)) => {
+                let markup =
+                    IMPORTED_MARKUP.iter().filter_map(|&(text, m)| Some((tok.token_to_id(text)?, m))).collect();
+                ChatFormat::Template { template: t.clone(), end_ids: tok.end_ids(), markup }
+            }
             (true, None) => ChatFormat::NoTemplate { end_ids: tok.end_ids() },
         }
     }
@@ -136,7 +145,27 @@ impl ChatFormat {
         match self {
             ChatFormat::Project => marker(token),
             _ if self.is_end(token) => Marker::End,
-            _ => Marker::Text,
+            ChatFormat::Template { markup, .. } => {
+                markup.iter().find(|(id, _)| *id == token).map_or(Marker::Text, |&(_, m)| m)
+            }
+            ChatFormat::NoTemplate { .. } => Marker::Text,
+        }
+    }
+
+    /// Whether the model's calls are written in the project's syntax (`name(args)`) rather
+    /// than as Hermes-style JSON.
+    pub fn project_calls(&self) -> bool {
+        matches!(self, ChatFormat::Project)
+    }
+
+    /// The tokens that open and close a call, to put a call back as text.
+    pub fn call_marks(&self) -> (Option<u32>, Option<u32>) {
+        match self {
+            ChatFormat::Template { markup, .. } => {
+                let find = |want: Marker| markup.iter().find(|(_, m)| *m == want).map(|&(id, _)| id);
+                (find(Marker::CallOpen), find(Marker::CallClose))
+            }
+            _ => (Some(Special::ToolCall.id()), Some(Special::ToolCallEnd.id())),
         }
     }
 
@@ -153,6 +182,28 @@ impl ChatFormat {
     pub fn is_chat_prompt(&self, prompt: &[u32]) -> bool {
         matches!(self, ChatFormat::Project) && prompt.last() == Some(&Special::Assistant.id())
     }
+}
+
+/// Reasoning and tool-call markup of imported models, read when the vocabulary has the token.
+const IMPORTED_MARKUP: [(&str, Marker); 4] = [
+    ("<think>", Marker::ThinkOpen),
+    ("</think>", Marker::ThinkClose),
+    ("<tool_call>", Marker::CallOpen),
+    ("</tool_call>", Marker::CallClose),
+];
+
+/// A Hermes-style call (`{"name": "lookup", "arguments": {"name": "Ilona"}}`, the arguments an
+/// object or JSON text) as OpenAI's name and arguments text; `None` when it is not one.
+pub fn hermes_call(text: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(text.trim()).ok()?;
+    let name = v.get("name")?.as_str()?.to_string();
+    let arguments = match v.get("arguments").or_else(|| v.get("parameters")) {
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(args @ Value::Object(_)) => args.to_string(),
+        Some(_) => return None,
+    };
+    Some((name, arguments))
 }
 
 /// `messages` through an imported model's template, in OpenAI's shape.

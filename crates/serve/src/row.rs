@@ -186,6 +186,18 @@ impl Row {
     /// The model closed a call: run it here, or hand it to the client.
     fn call(&self, ctx: &Ctx, st: &mut State) -> Result<Next, Finish> {
         let text = ctx.tok.decode(&st.call);
+        if !ctx.format.project_calls() {
+            // An imported model's Hermes-style call: the client runs it.
+            if let (Some((name, arguments)), true) = (prompt::hermes_call(&text), self.req.client_calls) {
+                st.tool_calls.push(ClientCall { id: crate::engine::new_id("call_"), name, arguments });
+                return Err(Finish::ToolCalls);
+            }
+            let (open, close) = ctx.format.call_marks();
+            st.content.extend(open);
+            st.content.extend(st.call.clone());
+            st.content.extend(close);
+            return Ok(Next::Continue);
+        }
         let parsed = tools::parse_call(&text).ok().map(|c| (c.name.to_string(), c.args.to_string()));
         let declared = |name: &str| self.req.client_tools.iter().find(|t| t.name == name);
         let run_here = match (&parsed, ctx.tools) {
@@ -231,6 +243,7 @@ impl Row {
     /// Streams the text grown past what was sent (`final_` sends everything, else a trailing
     /// partial character is held back).
     fn send_delta(&self, ctx: &Ctx, st: &mut State, content: &str, final_: bool) {
+        let content = visible(ctx, st, content);
         let reasoning = ctx.tok.decode(&st.reasoning);
         let upto = |s: &str| if final_ { s.len() } else { s.len() - partial_char(s) };
         let c_end = upto(content);
@@ -250,6 +263,11 @@ impl Row {
         st.finish = Some(finish);
         let text = ctx.tok.decode(&st.content);
         let content = cut_at_stop(&text, &self.req.stop).unwrap_or(&text).to_string();
+        let content = match visible(ctx, st, &content) {
+            // What an imported model writes between its reasoning and its calls is layout.
+            c if finish == Finish::ToolCalls && !ctx.format.project_calls() && c.trim().is_empty() => String::new(),
+            c => c.to_string(),
+        };
         if self.streams() && finish != Finish::Cancelled {
             self.send_delta(ctx, st, &content, true);
         }
@@ -280,6 +298,16 @@ impl Row {
         if st.finish.is_none() {
             self.finish(ctx, &mut st, Finish::Length, tokens, forced);
         }
+    }
+}
+
+/// The content as shown: an imported model's reply after a reasoning block starts after the
+/// newlines that close it (`</think>\n\n`).
+fn visible<'t>(ctx: &Ctx, st: &State, content: &'t str) -> &'t str {
+    if !ctx.format.project_calls() && !st.reasoning.is_empty() {
+        content.trim_start_matches('\n')
+    } else {
+        content
     }
 }
 
