@@ -48,6 +48,18 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The request's `tools` as the JSON text it sent (keys in the order written, which a model's
+/// own chat template shows it as transformers would); `None` when there are none.
+pub fn tools_json(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Tools<'a> {
+        #[serde(borrow, default)]
+        tools: Option<&'a serde_json::value::RawValue>,
+    }
+    let t: Tools = serde_json::from_slice(body).ok()?;
+    t.tools.map(|r| r.get().to_string()).filter(|t| t.trim() != "null")
+}
+
 /// `stop`: one string or a list.
 #[derive(Deserialize, Clone, Debug)]
 #[serde(untagged)]
@@ -342,5 +354,18 @@ mod tests {
         assert!(ok.is_ok());
         let e = parse::<ChatRequest>(br#"{}"#).unwrap_err();
         assert!(e.message.contains("messages"), "{e:?}");
+    }
+
+    #[test]
+    fn tools_keep_the_text_the_request_sent() {
+        let body = br#"{"messages": [], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]}"#;
+        assert_eq!(
+            tools_json(body).as_deref(),
+            Some(
+                r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]"#
+            )
+        );
+        assert_eq!(tools_json(br#"{"messages": []}"#), None);
+        assert_eq!(tools_json(br#"{"messages": [], "tools": null}"#), None);
     }
 }

@@ -118,7 +118,8 @@ async fn chat(State(s): Shared, body: Result<Bytes, BytesRejection>) -> Result<R
     let body = body_bytes(&s, body)?;
     let req: crate::api::ChatRequest = crate::api::parse(&body)?;
     plan::check_model(req.model.as_deref(), &s.model_name)?;
-    let spec = plan::chat(req, &s.tok, &s.format, &s.limits)?;
+    let tools_json = crate::api::tools_json(&body);
+    let spec = plan::chat(req, tools_json.as_deref(), &s.tok, &s.format, &s.limits)?;
     submit(s, spec, Kind::Chat).await
 }
 

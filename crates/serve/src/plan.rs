@@ -44,7 +44,14 @@ pub fn check_model(asked: Option<&str>, served: &str) -> Result<(), ApiError> {
 }
 
 /// The spec of a chat request.
-pub fn chat(req: ChatRequest, tok: &Tokenizer, format: &ChatFormat, limits: &Limits) -> Result<Spec, ApiError> {
+/// `tools_json` is the request's `tools` as it sent them (for a model's own chat template).
+pub fn chat(
+    req: ChatRequest,
+    tools_json: Option<&str>,
+    tok: &Tokenizer,
+    format: &ChatFormat,
+    limits: &Limits,
+) -> Result<Spec, ApiError> {
     let knobs = req.knobs()?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.iter().enumerate() {
@@ -114,7 +121,7 @@ pub fn chat(req: ChatRequest, tok: &Tokenizer, format: &ChatFormat, limits: &Lim
     let none = req.tool_choice.as_ref().and_then(|c| c.as_str()) == Some("none");
     let listed = if none { &[][..] } else { &tools[..] };
     let text = format
-        .render(&messages, listed)
+        .render(&messages, listed, tools_json.filter(|_| !listed.is_empty()))
         .map_err(|e| ApiError::invalid(format!("messages[{}]", e.index), e.to_string()))?;
     let ids = tok.encode_prompt(&text);
     let mut spec = common(&knobs, vec![ids], limits, "messages")?;

@@ -120,11 +120,17 @@ impl ChatFormat {
         }
     }
 
-    /// The prompt for the assistant's next reply to `messages`, with `tools` declared.
-    pub fn render(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> Result<String, RenderError> {
+    /// The prompt for the assistant's next reply to `messages`, with `tools` declared
+    /// (`tools_json`: the same as the request wrote them, which a model's own template shows).
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+        tools_json: Option<&str>,
+    ) -> Result<String, RenderError> {
         match self {
             ChatFormat::Project => render(messages, tools),
-            ChatFormat::Template { template, .. } => render_template(template, messages, tools),
+            ChatFormat::Template { template, .. } => render_template(template, messages, tools, tools_json),
             ChatFormat::NoTemplate { .. } => Err(RenderError {
                 index: 0,
                 message: "this model has no chat template: use POST /v1/completions".into(),
@@ -211,6 +217,7 @@ fn render_template(
     template: &ChatTemplate,
     messages: &[ChatMessage],
     tools: &[ToolSpec],
+    tools_json: Option<&str>,
 ) -> Result<String, RenderError> {
     let values: Vec<Value> = messages
         .iter()
@@ -246,7 +253,11 @@ fn render_template(
         .map(|t| json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } }))
         .collect();
     let tools = (!tools.is_empty()).then_some(tools.as_slice());
-    template.render_values(&values, tools, true).map_err(|e| RenderError {
+    let rendered = match tools_json {
+        Some(text) => template.render_with_tools_json(&values, Some(text), true),
+        None => template.render_values(&values, tools, true),
+    };
+    rendered.map_err(|e| RenderError {
         index: messages.len().saturating_sub(1),
         message: format!("the model's chat template: {e}"),
     })
@@ -576,7 +587,7 @@ mod tests {
         assert!(f.is_end(2) && f.ends_text(2) && !f.is_end(Special::End.id()));
         assert!(!f.is_chat_prompt(&[1, Special::Assistant.id()]));
         assert!(ChatFormat::Project.is_chat_prompt(&[1, Special::Assistant.id()]));
-        assert!(f.render(&[ChatMessage::new(Role::User, "hi")], &[]).is_err(), "no template: completions only");
+        assert!(f.render(&[ChatMessage::new(Role::User, "hi")], &[], None).is_err(), "no template: completions only");
     }
 
     #[test]

@@ -63,6 +63,34 @@ impl ChatTemplate {
         tools: Option<&[Value]>,
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
+        self.render_with(messages, tools.map(minijinja::Value::from_serialize), add_generation_prompt)
+    }
+
+    /// As [`render_values`](Self::render_values), with the tools given as the JSON text of
+    /// their list (as a request carries it): their objects keep their keys in the order
+    /// written, as Python keeps them, so a schema in the prompt reads as in training.
+    pub fn render_with_tools_json(
+        &self,
+        messages: &[Value],
+        tools_json: Option<&str>,
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
+        let tools = match tools_json {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<minijinja::Value>(text)
+                    .map_err(|e| TokenizerError::Template(format!("the tools are not JSON: {e}")))?,
+            ),
+        };
+        self.render_with(messages, tools, add_generation_prompt)
+    }
+
+    fn render_with(
+        &self,
+        messages: &[Value],
+        tools: Option<minijinja::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
         let env =
             environment(&self.source).map_err(|e| TokenizerError::Template(format!("does not compile: {e:#}")))?;
         let tmpl = env.get_template(NAME).map_err(|e| TokenizerError::Template(e.to_string()))?;
@@ -89,11 +117,12 @@ impl ChatTemplate {
 /// transformers' `tojson`: Python's `json.dumps(value, ensure_ascii=False, indent=indent)`, so
 /// `", "` and `": "` between items (tool schemas in a system prompt read as the model was
 /// trained on them) and no HTML escaping (minijinja's own `tojson` writes `<` as `\u003c`).
-/// Keys come in the order serde_json keeps them (sorted), where Python keeps insertion order.
+/// Objects keep their keys in the order they were given ([`ChatTemplate::render_with_tools_json`]
+/// keeps a request's order; values that went through serde_json's map come sorted).
 fn tojson(value: minijinja::Value, kwargs: minijinja::value::Kwargs) -> Result<minijinja::Value, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     kwargs.assert_all_used()?;
-    let v = serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let v = &value;
     let mut out = Vec::new();
     let written = match indent {
         Some(n) => {

@@ -99,12 +99,12 @@ HEADERS = """{{- bos_token }}
 {%- set upper = messages | map(attribute='role') | map('upper') | join(',') %}
 {%- if messages | length > 3 %}{{- '\\n<!-- ' + upper + ' ' + messages[-1]['content'][:5] + ' -->' }}{%- endif %}"""
 
-# Keys in sorted order: the Rust side keeps JSON objects sorted (serde_json's map), where Python
-# keeps insertion order; separators, escaping and non-ASCII text are what is compared.
-TOOLS = [{"function": {"description": "Facts about a person <by name> & née \"quoted\"", "name": "lookup",
-                       "parameters": {"properties": {"name": {"type": "string"}}, "required": ["name"],
-                                      "type": "object"}},
-          "type": "function"}]
+# The tools as a request sends them: the Rust side reads their JSON text (`tools_json`), keeping
+# each object's keys in the order written, as Python does.
+TOOLS = [{"type": "function", "function": {"name": "lookup",
+                                           "description": "Facts about a person <by name> & née \"quoted\"",
+                                           "parameters": {"type": "object", "properties": {"name": {"type": "string"}},
+                                                          "required": ["name"]}}}]
 
 CONVERSATIONS = {
     "plain": [{"role": "system", "content": "Be brief."},
@@ -146,7 +146,8 @@ def main():
             out.append(case)
     with open(os.path.join(HERE, "templates.json"), "w") as f:
         json.dump({"templates": {"thinking_tools": THINKING_TOOLS, "inst": INST, "headers": HEADERS},
-                   "conversations": CONVERSATIONS, "tools": TOOLS, "cases": out}, f, ensure_ascii=False, indent=1)
+                   "conversations": CONVERSATIONS, "tools_json": json.dumps(TOOLS), "cases": out}, f,
+                  ensure_ascii=False, indent=1)
     print(len(out), "cases")
 
 
