@@ -192,11 +192,7 @@ impl Row {
                 st.tool_calls.push(ClientCall { id: crate::engine::new_id("call_"), name, arguments });
                 return Err(Finish::ToolCalls);
             }
-            let (open, close) = ctx.format.call_marks();
-            st.content.extend(open);
-            st.content.extend(st.call.clone());
-            st.content.extend(close);
-            return Ok(Next::Continue);
+            return Ok(self.call_as_text(ctx, st));
         }
         let parsed = tools::parse_call(&text).ok().map(|c| (c.name.to_string(), c.args.to_string()));
         let declared = |name: &str| self.req.client_tools.iter().find(|t| t.name == name);
@@ -230,14 +226,18 @@ impl Row {
                 st.tool_calls.push(ClientCall { id: crate::engine::new_id("call_"), name, arguments });
                 Err(Finish::ToolCalls)
             }
-            _ => {
-                // Not a call, or no tools to call: keep it as text.
-                st.content.push(tokenizer::Special::ToolCall.id());
-                st.content.extend(st.call.clone());
-                st.content.push(tokenizer::Special::ToolCallEnd.id());
-                Ok(Next::Continue)
-            }
+            // Not a call, or no tools to call.
+            _ => Ok(self.call_as_text(ctx, st)),
         }
+    }
+
+    /// Keeps the call the model wrote as text, its markup included.
+    fn call_as_text(&self, ctx: &Ctx, st: &mut State) -> Next {
+        let (open, close) = ctx.format.call_marks();
+        st.content.extend(open);
+        st.content.extend(st.call.clone());
+        st.content.extend(close);
+        Next::Continue
     }
 
     /// Streams the text grown past what was sent (`final_` sends everything, else a trailing

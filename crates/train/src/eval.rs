@@ -277,13 +277,20 @@ pub(crate) fn prompts_for(
             tok.encode_prompt(&format!("{pre}{}", prompt(&t.question, mode)))
         })
         .collect();
+    let max_new = answer_budget(&prompts, max_seq, max_new.unwrap_or(mode.default_max_new()))?;
+    Ok((prompts, max_new))
+}
+
+/// The tokens each answer to `prompts` may take in a context of `max_seq`: `max_new`, or what
+/// the longest prompt leaves; an error when a prompt does not fit at all.
+pub(crate) fn answer_budget(prompts: &[Vec<u32>], max_seq: usize, max_new: usize) -> Result<usize, TrainError> {
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     if longest >= max_seq {
         return Err(TrainError::Data(format!(
             "a prompt of {longest} tokens does not fit the model's context of {max_seq}"
         )));
     }
-    Ok((prompts, max_new.unwrap_or(mode.default_max_new()).min(max_seq - longest)))
+    Ok(max_new.min(max_seq - longest))
 }
 
 /// What the prompt of `mode` ends with that the answer's text continues (the completion is

@@ -282,14 +282,8 @@ pub(crate) fn qa_prompts<'a>(
 ) -> Result<(Vec<Vec<u32>>, usize), TrainError> {
     let prompts: Vec<Vec<u32>> =
         tasks.into_iter().map(|t| Ok(tok.encode_prompt(&qa_prompt(tok, &t.question)?))).collect::<Result<_, _>>()?;
-    let max_seq = model.config().max_seq_len;
-    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    if longest >= max_seq {
-        return Err(TrainError::Data(format!(
-            "a prompt of {longest} tokens does not fit the model's context of {max_seq}"
-        )));
-    }
-    Ok((prompts, max_new.min(max_seq - longest)))
+    let max_new = crate::eval::answer_budget(&prompts, model.config().max_seq_len, max_new)?;
+    Ok((prompts, max_new))
 }
 
 /// Whether an answer is finished: an end-of-sequence token, or, in the QA format, the end of
