@@ -190,6 +190,10 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub tools: Option<Vec<ToolDef>>,
+    /// More variables for an imported model's chat template (vLLM's extension), e.g.
+    /// `{"enable_thinking": false}` for Qwen3; the project's own format takes none.
+    #[serde(default)]
+    pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     pub tool_choice: Option<Value>,
     #[serde(default)]
@@ -354,6 +358,8 @@ mod tests {
         assert!(ok.is_ok());
         let e = parse::<ChatRequest>(br#"{}"#).unwrap_err();
         assert!(e.message.contains("messages"), "{e:?}");
+        let e = parse::<ChatRequest>(br#"{"messages": [], "chat_template_kwargs": 3}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("chat_template_kwargs"), "{e:?}");
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn chat(
     let none = req.tool_choice.as_ref().and_then(|c| c.as_str()) == Some("none");
     let listed = if none { &[][..] } else { &tools[..] };
     let text = format
-        .render(&messages, listed, tools_json.filter(|_| !listed.is_empty()))
+        .render(&messages, listed, tools_json.filter(|_| !listed.is_empty()), req.chat_template_kwargs.as_ref())
         .map_err(|e| ApiError::invalid(format!("messages[{}]", e.index), e.to_string()))?;
     let ids = tok.encode_prompt(&text);
     let mut spec = common(&knobs, vec![ids], limits, "messages")?;

@@ -121,16 +121,18 @@ impl ChatFormat {
     }
 
     /// The prompt for the assistant's next reply to `messages`, with `tools` declared
-    /// (`tools_json`: the same as the request wrote them, which a model's own template shows).
+    /// (`tools_json`: the same as the request wrote them, which a model's own template shows)
+    /// and, for a model's own template, more template variables (`chat_template_kwargs`).
     pub fn render(
         &self,
         messages: &[ChatMessage],
         tools: &[ToolSpec],
         tools_json: Option<&str>,
+        kwargs: Option<&serde_json::Map<String, Value>>,
     ) -> Result<String, RenderError> {
         match self {
             ChatFormat::Project => render(messages, tools),
-            ChatFormat::Template { template, .. } => render_template(template, messages, tools, tools_json),
+            ChatFormat::Template { template, .. } => render_template(template, messages, tools, tools_json, kwargs),
             ChatFormat::NoTemplate { .. } => Err(RenderError {
                 index: 0,
                 message: "this model has no chat template: use POST /v1/completions".into(),
@@ -218,6 +220,7 @@ fn render_template(
     messages: &[ChatMessage],
     tools: &[ToolSpec],
     tools_json: Option<&str>,
+    kwargs: Option<&serde_json::Map<String, Value>>,
 ) -> Result<String, RenderError> {
     let values: Vec<Value> = messages
         .iter()
@@ -252,12 +255,9 @@ fn render_template(
         .iter()
         .map(|t| json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } }))
         .collect();
-    let tools = (!tools.is_empty()).then_some(tools.as_slice());
-    let rendered = match tools_json {
-        Some(text) => template.render_with_tools_json(&values, Some(text), true),
-        None => template.render_values(&values, tools, true),
-    };
-    rendered.map_err(|e| RenderError {
+    let built = (!tools.is_empty()).then(|| Value::Array(tools).to_string());
+    let tools_json = tools_json.or(built.as_deref());
+    template.render_with_tools_json(&values, tools_json, kwargs, true).map_err(|e| RenderError {
         index: messages.len().saturating_sub(1),
         message: format!("the model's chat template: {e}"),
     })
@@ -587,7 +587,26 @@ mod tests {
         assert!(f.is_end(2) && f.ends_text(2) && !f.is_end(Special::End.id()));
         assert!(!f.is_chat_prompt(&[1, Special::Assistant.id()]));
         assert!(ChatFormat::Project.is_chat_prompt(&[1, Special::Assistant.id()]));
-        assert!(f.render(&[ChatMessage::new(Role::User, "hi")], &[], None).is_err(), "no template: completions only");
+        assert!(
+            f.render(&[ChatMessage::new(Role::User, "hi")], &[], None, None).is_err(),
+            "no template: completions only"
+        );
+    }
+
+    #[test]
+    fn a_template_gets_the_tools_as_sent_and_the_extra_variables() {
+        let source = "{{ messages[0].content }}|{{ tools | tojson }}|{{ flag }}|{{ add_generation_prompt }}";
+        let template = ChatTemplate::new(source, None, None).expect("template");
+        let f = ChatFormat::Template { template, end_ids: vec![2], markup: Vec::new() };
+        let kwargs: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"flag": "on", "add_generation_prompt": false}"#).expect("json");
+        let tools = r#"[{"type": "function", "function": {"name": "f"}}]"#;
+        let got = f.render(&[ChatMessage::new(Role::User, "hi")], &[], Some(tools), Some(&kwargs)).expect("render");
+        assert_eq!(
+            got,
+            format!("hi|{tools}|on|True"),
+            "the fixed variables win (a boolean prints as Jinja2 prints it)"
+        );
     }
 
     #[test]

@@ -63,16 +63,19 @@ impl ChatTemplate {
         tools: Option<&[Value]>,
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
-        self.render_with(messages, tools.map(minijinja::Value::from_serialize), add_generation_prompt)
+        self.render_with(messages, tools.map(minijinja::Value::from_serialize), None, add_generation_prompt)
     }
 
     /// As [`render_values`](Self::render_values), with the tools given as the JSON text of
     /// their list (as a request carries it): their objects keep their keys in the order
-    /// written, as Python keeps them, so a schema in the prompt reads as in training.
+    /// written, as Python keeps them, so a schema in the prompt reads as in training. `kwargs`
+    /// are more variables for the template, as transformers' `apply_chat_template(**kwargs)`
+    /// passes them (`{"enable_thinking": false}` for Qwen3); they cannot replace the ones above.
     pub fn render_with_tools_json(
         &self,
         messages: &[Value],
         tools_json: Option<&str>,
+        kwargs: Option<&serde_json::Map<String, Value>>,
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
         let tools = match tools_json {
@@ -82,13 +85,14 @@ impl ChatTemplate {
                     .map_err(|e| TokenizerError::Template(format!("the tools are not JSON: {e}")))?,
             ),
         };
-        self.render_with(messages, tools, add_generation_prompt)
+        self.render_with(messages, tools, kwargs, add_generation_prompt)
     }
 
     fn render_with(
         &self,
         messages: &[Value],
         tools: Option<minijinja::Value>,
+        kwargs: Option<&serde_json::Map<String, Value>>,
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
         let env =
@@ -101,6 +105,15 @@ impl ChatTemplate {
             bos_token => self.bos_token.as_deref().unwrap_or(""),
             eos_token => self.eos_token.as_deref().unwrap_or(""),
         };
+        const FIXED: [&str; 5] = ["messages", "tools", "add_generation_prompt", "bos_token", "eos_token"];
+        let extra: serde_json::Map<String, Value> = kwargs
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !FIXED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let extra = minijinja::Value::from_serialize(&extra);
+        let ctx = context! { ..ctx, ..extra };
         tmpl.render(ctx).map_err(|e| TokenizerError::Template(format!("cannot render: {e:#}")))
     }
 

@@ -23,7 +23,8 @@ fn templates_render_as_transformers_renders_them() {
         let t = ChatTemplate::new(source, Some("<s>".into()), Some("</s>".into())).unwrap();
         let messages = golden["conversations"][conv].as_array().unwrap();
         let with_tools = case["tools"].as_bool().unwrap().then_some(tools_json);
-        let got = t.render_with_tools_json(messages, with_tools, gen);
+        let kwargs = case["kwargs"].as_object();
+        let got = t.render_with_tools_json(messages, with_tools, kwargs, gen);
         match (&case["rendered"], &case["error"]) {
             (Value::String(want), _) => {
                 assert_eq!(got.as_deref().map_err(|e| e.to_string()), Ok(want.as_str()), "{name} / {conv} / {gen}")

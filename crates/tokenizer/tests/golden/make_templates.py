@@ -127,19 +127,25 @@ CONVERSATIONS = {
 
 CASES = [("thinking_tools", THINKING_TOOLS, "plain", False), ("thinking_tools", THINKING_TOOLS, "thinking", True),
          ("thinking_tools", THINKING_TOOLS, "tools", True), ("inst", INST, "plain", False),
-         ("inst", INST, "bad_order", False), ("headers", HEADERS, "plain", True), ("headers", HEADERS, "thinking", False)]
+         ("inst", INST, "bad_order", False), ("headers", HEADERS, "plain", True), ("headers", HEADERS, "thinking", False),
+         # Extra template variables, as `apply_chat_template(..., enable_thinking=False)` passes them.
+         ("thinking_tools", THINKING_TOOLS, "plain", False, {"enable_thinking": False})]
 
 
 def main():
     out = []
-    for name, template, conv, with_tools in CASES:
+    for name, template, conv, with_tools, *extra in CASES:
+        kwargs = extra[0] if extra else {}
         messages = CONVERSATIONS[conv]
         for gen in (False, True):
             case = {"template": name, "conversation": conv, "tools": with_tools, "add_generation_prompt": gen}
+            if kwargs:
+                case["kwargs"] = kwargs
             try:
                 rendered, _ = render_jinja_template(conversations=[messages], chat_template=template,
                                                     tools=TOOLS if with_tools else None,
-                                                    add_generation_prompt=gen, bos_token="<s>", eos_token="</s>")
+                                                    add_generation_prompt=gen, bos_token="<s>", eos_token="</s>",
+                                                    **kwargs)
                 case["rendered"] = rendered[0]
             except Exception as e:  # raise_exception: the Rust side must fail too
                 case["error"] = str(e)
