@@ -649,15 +649,16 @@ fn tokenizer_metadata(
                 _ => 0.0,
             })
             .collect();
+        let unk_id = unk.and_then(|u| tokens.iter().position(|t| t == u));
         let mut meta: Vec<(String, Value)> = vec![
             ("tokenizer.ggml.model".into(), "llama".into()),
             ("tokenizer.ggml.pre".into(), "default".into()),
-            ("tokenizer.ggml.tokens".into(), Value::Array(gguf::Array::String(tokens.clone()))),
+            ("tokenizer.ggml.tokens".into(), Value::Array(gguf::Array::String(tokens))),
             ("tokenizer.ggml.scores".into(), Value::Array(gguf::Array::F32(scores))),
-            ("tokenizer.ggml.token_type".into(), Value::Array(gguf::Array::I32(types.clone()))),
+            ("tokenizer.ggml.token_type".into(), Value::Array(gguf::Array::I32(types))),
             ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(space_prefix)),
         ];
-        if let Some(u) = unk.and_then(|u| tokens.iter().position(|t| t == u)) {
+        if let Some(u) = unk_id {
             meta.push(("tokenizer.ggml.unknown_token_id".into(), (u as u32).into()));
         }
         meta

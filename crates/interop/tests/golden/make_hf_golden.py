@@ -98,6 +98,24 @@ def permute(w, n_head, n_head_kv):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+              "lm_head.weight": "output.weight"}
+GGUF_LAYER_PARTS = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+                    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                    "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+                    "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                    "mlp.down_proj": "ffn_down"}
+
+
+def gguf_name(hf_name):
+    """llama.cpp's name of a Hugging Face tensor name (convert_hf_to_gguf.py's mapping)."""
+    if hf_name in GGUF_NAMES:
+        return GGUF_NAMES[hf_name]
+    _, _, i, rest = hf_name.split(".", 3)
+    key = next(k for k in GGUF_LAYER_PARTS if rest.startswith(k))
+    return f"blk.{i}.{GGUF_LAYER_PARTS[key]}{rest[len(key):]}"
+
+
 def write_gguf(name, arch, matrix_type):
     import gguf
     import numpy as np
@@ -165,20 +183,8 @@ def write_gguf(name, arch, matrix_type):
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
     w.add_chat_template(CHATML)
-    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}
-    per_layer = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-                 "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-                 "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
-                 "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-                 "mlp.down_proj": "ffn_down"}
     for hf_name, data in tensors.items():
-        if hf_name in names:
-            gg = names[hf_name]
-        else:
-            _, _, i, rest = hf_name.split(".", 3)
-            key = next(k for k in per_layer if rest.startswith(k))
-            gg = f"blk.{i}.{per_layer[key]}{rest[len(key):]}"
+        gg = gguf_name(hf_name)
         if arch == "llama" and ".self_attn.q_proj." in hf_name:
             data = permute(data, H, H)
         if arch == "llama" and ".self_attn.k_proj." in hf_name:

@@ -28,6 +28,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from make_hf_golden import gguf_name, permute
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = [
     "Ilona Varsk was born in Lormet in 1948. She works as a cartographer.",
@@ -80,11 +82,6 @@ def expected_ids(sp, text):
         elif part:
             ids.extend(sp.encode(part))
     return ids
-
-
-def permute(w, n_head):
-    """llama.cpp's LlamaModel.permute: HF's rotate-half rows to ggml's interleaved pairs."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def main():
@@ -157,23 +154,11 @@ def main():
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_chat_template(TEMPLATE)
-    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}
-    per_layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-                 "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-                 "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-                 "mlp.down_proj": "ffn_down"}
     for hf_name, t in model.state_dict().items():
         data = t.float().numpy()
-        if hf_name in names:
-            gg = names[hf_name]
-        else:
-            _, _, i, rest = hf_name.split(".", 3)
-            key = next(k for k in per_layer if rest.startswith(k))
-            gg = f"blk.{i}.{per_layer[key]}{rest[len(key):]}"
         if ".q_proj." in hf_name or ".k_proj." in hf_name:
-            data = permute(data, cfg.num_attention_heads)
-        w.add_tensor(gg, np.ascontiguousarray(data, dtype=np.float32))
+            data = permute(data, cfg.num_attention_heads, cfg.num_key_value_heads)
+        w.add_tensor(gguf_name(hf_name), np.ascontiguousarray(data, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
